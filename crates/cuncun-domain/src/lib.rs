@@ -1,0 +1,10 @@
+//! Domain types and rules of cuncun. This crate does no I/O: it parses, validates and computes.
+//! Parse, don't validate: constructors return typed errors and the types stay valid afterwards.
+
+pub mod audit;
+pub mod model;
+pub mod region;
+pub mod role;
+
+pub use region::{RegionCode, RegionCodeError, RegionLevel};
+pub use role::Role;

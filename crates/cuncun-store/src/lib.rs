@@ -1,0 +1,212 @@
+//! Storage: the [`Store`] trait and its SQL implementation for SQLite (embedded default, WAL) and
+//! PostgreSQL. Both backends share one implementation written in portable SQL (`$n` placeholders,
+//! integer ids, UTC epoch milliseconds); what differs (DDL, write serialisation, the audit lock)
+//! lives in [`Backend`]. One conformance suite (tests/conformance.rs) runs against both.
+
+mod bulk;
+mod sql;
+pub mod testing;
+
+use async_trait::async_trait;
+use cuncun_domain::audit::AuditEntry;
+use cuncun_domain::model::*;
+use cuncun_domain::{RegionCode, Role};
+use serde::{Deserialize, Serialize};
+
+pub use sql::SqlStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Who made a change, as written into the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor("system".into())
+    }
+    pub fn cli(what: &str) -> Actor {
+        Actor(format!("cli:{what}"))
+    }
+    pub fn user(u: &User) -> Actor {
+        Actor(format!("user:{}:{}", u.id, u.username))
+    }
+    pub fn api(u: &User) -> Actor {
+        Actor(format!("api:{}:{}", u.id, u.username))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportReport {
+    pub inserted: u64,
+    pub updated: u64,
+}
+
+/// A region with the number of direct children and of households below it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegionRow {
+    pub region: Region,
+    pub children: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct UserPatch {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub region_code: Option<RegionCode>,
+    pub phone: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub token_hash: String,
+    pub user_id: i64,
+    pub kind: String,
+    pub csrf_token: String,
+    pub expires_at_ms: i64,
+    pub client: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRow {
+    pub token_hash: String,
+    pub user_id: i64,
+    pub kind: String,
+    pub csrf_token: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+    pub client: String,
+}
+
+/// Everything the demo generator produces, inserted in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryBatch {
+    pub hamlets: Vec<NewHamlet>,
+    pub households: Vec<NewHousehold>,
+    pub stewards: Vec<NewSteward>,
+    pub outlets: Vec<NewOutlet>,
+    pub terminals: Vec<NewTerminal>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations; returns the names of those applied.
+    async fn migrate(&self) -> Result<Vec<String>>;
+    async fn ping(&self) -> Result<()>;
+
+    // Regions
+    /// Inserts or updates regions (parents first). One audit entry summarises the import.
+    async fn import_regions(&self, regions: &[Region], source: &str, actor: &Actor) -> Result<ImportReport>;
+    async fn region(&self, code: &RegionCode) -> Result<Option<Region>>;
+    async fn children(&self, code: &RegionCode) -> Result<Vec<RegionRow>>;
+    async fn region_counts(&self, code: &RegionCode) -> Result<RegionCounts>;
+    /// Regions whose name contains `q`, within `scope`, at most `limit`.
+    async fn search_regions(&self, scope: &RegionCode, q: &str, limit: i64) -> Result<Vec<Region>>;
+
+    // Hamlets
+    async fn add_hamlet(&self, h: &NewHamlet, actor: &Actor) -> Result<Hamlet>;
+    async fn hamlets(&self, village: &RegionCode) -> Result<Vec<Hamlet>>;
+
+    // Registry (bulk, used by the demo and importers)
+    async fn insert_registry(&self, batch: &RegistryBatch, actor: &Actor) -> Result<()>;
+
+    // Users
+    async fn create_user(&self, u: &NewUser, actor: &Actor) -> Result<User>;
+    async fn user(&self, id: i64) -> Result<Option<User>>;
+    /// The user and their password hash.
+    async fn user_credentials(&self, username: &str) -> Result<Option<(User, String)>>;
+    async fn users_in(&self, scope: &RegionCode) -> Result<Vec<User>>;
+    async fn update_user(&self, id: i64, patch: &UserPatch, actor: &Actor) -> Result<User>;
+    async fn set_password(&self, id: i64, password_hash: &str, actor: &Actor) -> Result<()>;
+    async fn count_users(&self) -> Result<i64>;
+
+    // Sessions
+    async fn create_session(&self, s: &NewSession) -> Result<()>;
+    /// A session that exists, is not revoked and not expired at `now_ms`.
+    async fn live_session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>>;
+    async fn sessions_of(&self, user_id: i64) -> Result<Vec<SessionRow>>;
+    async fn revoke_session(&self, token_hash: &str, actor: &Actor) -> Result<bool>;
+    async fn revoke_user_sessions(&self, user_id: i64, actor: &Actor) -> Result<u64>;
+
+    // Audit
+    /// Appends an entry for something that changed outside a store write (e.g. a login).
+    async fn audit(&self, actor: &Actor, action: &str, entity: &str, entity_id: &str, before: &str, after: &str) -> Result<()>;
+    /// Entries with seq > `after_seq`, in order, at most `limit`.
+    async fn audit_entries(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// Latest entries first, optionally only those touching `entity`.
+    async fn audit_recent(&self, limit: i64) -> Result<Vec<AuditEntry>>;
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Connects to the database named by `url` (`sqlite://path` or `postgres://...`).
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(SqlStore::connect(url).await?))
+}
+
+/// The URL with any password replaced, safe to print and log.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}
+
+/// Walks the whole audit log and checks the hash chain. Returns entries checked and faults.
+pub async fn verify_audit(store: &dyn Store) -> Result<(u64, Vec<cuncun_domain::audit::ChainFault>)> {
+    let mut v = cuncun_domain::audit::ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let page = store.audit_entries(after, 5000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        page.iter().for_each(|e| v.push(e));
+    }
+    Ok((v.checked, v.faults))
+}

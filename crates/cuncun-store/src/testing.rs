@@ -1,0 +1,94 @@
+//! Fresh databases for tests, on either backend. PostgreSQL tests need CUNCUN_TEST_PG_URL; when it
+//! is unset they say so on stderr, and under CUNCUN_CI=1 they fail instead (CI must never skip).
+
+use crate::{SqlStore, Store};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+pub struct TestDb {
+    pub store: SqlStore,
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+/// A directory removed on drop (no dependency needed for this).
+pub struct TempDir(pub std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn temp_dir(tag: &str) -> TempDir {
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let p = std::env::temp_dir().join(format!("cuncun-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).expect("create temp dir");
+    TempDir(p)
+}
+
+pub async fn sqlite() -> TestDb {
+    let dir = temp_dir("test");
+    let url = format!("sqlite://{}/cuncun.db", dir.0.display());
+    let store = SqlStore::connect(&url).await.expect("open sqlite");
+    store.migrate().await.expect("migrate sqlite");
+    TestDb { store, url, _dir: Some(dir) }
+}
+
+/// The PostgreSQL base URL, or None (with a notice) when tests should not use PostgreSQL.
+pub fn pg_base_url() -> Option<String> {
+    match std::env::var("CUNCUN_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("CUNCUN_CI").is_ok_and(|v| v == "1") {
+                panic!("CUNCUN_CI=1 but CUNCUN_TEST_PG_URL is not set: PostgreSQL tests must run in CI");
+            }
+            eprintln!("NOTE: PostgreSQL part of this test not run: set CUNCUN_TEST_PG_URL=postgres://postgres@127.0.0.1:5432/test");
+            None
+        }
+    }
+}
+
+/// A new, empty, migrated PostgreSQL database; databases left by runs over 2 hours old are dropped.
+pub async fn postgres() -> Option<TestDb> {
+    let base = pg_base_url()?;
+    let admin = SqlStore::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} is required for this test: {e}", crate::redact_url(&base)));
+    let now = crate::now_ms() / 1000;
+    let name = format!("cuncun_t_{now}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    use sqlx::Row;
+    let old = sqlx::query("SELECT datname::text FROM pg_database WHERE datname LIKE 'cuncun_t_%'")
+        .fetch_all(admin.pool())
+        .await
+        .expect("list test databases");
+    for r in old {
+        let d: String = r.try_get(0).unwrap_or_default();
+        let ts: i64 = d.split('_').nth(2).and_then(|t| t.parse().ok()).unwrap_or(now);
+        if now - ts > 7200 {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {d}")).execute(admin.pool()).await;
+        }
+    }
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(admin.pool())
+        .await
+        .expect("create test database");
+    admin.pool().close().await;
+    let url = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => format!("{}/{name}", &base[..i]),
+        _ => panic!("CUNCUN_TEST_PG_URL must end in /DATABASE"),
+    };
+    let store = SqlStore::connect(&url).await.expect("open test database");
+    store.migrate().await.expect("migrate postgres");
+    Some(TestDb { store, url, _dir: None })
+}
+
+/// Both backends: SQLite always, PostgreSQL when configured.
+pub async fn all_backends() -> Vec<TestDb> {
+    let mut v = vec![sqlite().await];
+    if let Some(pg) = postgres().await {
+        v.push(pg);
+    }
+    v
+}
