@@ -12,7 +12,7 @@ pub enum Val {
 }
 
 /// Largest number of bind parameters per statement (SQLite allows 32766, PostgreSQL 65535).
-const MAX_PARAMS: usize = 30_000;
+const MAX_PARAMS: usize = 2_000;
 
 /// Inserts `rows` into `table(cols)`; `suffix` is appended (e.g. an ON CONFLICT clause).
 pub async fn insert_rows(

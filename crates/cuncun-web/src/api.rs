@@ -1,0 +1,305 @@
+//! The JSON API under /api/v1, described by /openapi.json. Authentication: `Authorization: Bearer
+//! <token>` from POST /api/v1/login (or the browser's session cookie plus an X-CSRF-Token header
+//! for writes). Every call checks role and region scope exactly as the pages do.
+
+use crate::pages::{create_user_checked, managed_user, update_user_checked};
+use crate::session::{Caller, client_of};
+use crate::{AppError, AppState};
+use axum::extract::{ConnectInfo, FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cuncun_domain::model::*;
+use cuncun_domain::{RegionCode, RegionLevel, Role};
+use cuncun_store::UserPatch;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", axum::routing::post(login))
+        .route("/logout", axum::routing::post(logout))
+        .route("/me", get(me))
+        .route("/regions", get(search_regions))
+        .route("/regions/{code}", get(region))
+        .route("/regions/{code}/children", get(children))
+        .route("/regions/{code}/hamlets", get(hamlets).post(add_hamlet))
+        .route("/users", get(users).post(create_user))
+        .route("/users/{id}", get(user).patch(patch_user))
+        .route("/users/{id}/sessions", get(user_sessions).delete(revoke_user_sessions))
+        .route("/audit", get(audit))
+        .fallback(|| async { AppError::NotFound("no such API endpoint; see /openapi.json".into()) })
+}
+
+pub async fn openapi() -> impl IntoResponse {
+    ([("content-type", "application/json")], include_str!("../openapi.json"))
+}
+
+/// JSON body whose rejection is our JSON error, not plain text.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(e) => Err(AppError::BadRequest(e.body_text())),
+        }
+    }
+}
+
+fn code_param(s: &str) -> Result<RegionCode, AppError> {
+    RegionCode::parse(s).map_err(|e| AppError::BadRequest(format!("path parameter code: {e}")))
+}
+
+fn id_param(s: &str) -> Result<i64, AppError> {
+    s.parse::<i64>().map_err(|_| AppError::BadRequest(format!("path parameter id: {s:?} is not an integer")))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct UserOut {
+    id: i64,
+    username: String,
+    display_name: String,
+    role: Role,
+    region_code: String,
+    phone: String,
+    disabled: bool,
+    created_at_ms: i64,
+}
+
+fn user_out(u: &User) -> UserOut {
+    UserOut {
+        id: u.id,
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        role: u.role,
+        region_code: u.region_code.short().to_string(),
+        phone: u.phone.clone(),
+        disabled: u.disabled,
+        created_at_ms: u.created_at_ms,
+    }
+}
+
+fn region_out(r: &Region) -> Value {
+    json!({
+        "code": r.code.short(),
+        "code12": r.code.as_str(),
+        "name": r.name,
+        "level": r.level,
+        "parent_code": r.parent.as_ref().map(|p| p.short()),
+    })
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ApiJson(b): ApiJson<LoginBody>,
+) -> Result<Response, AppError> {
+    let (token, csrf, user) = crate::session::login(&state, &b.username, &b.password, &client_of(Some(addr)), "api")
+        .await
+        .map_err(|e| match e {
+            AppError::BadRequest(m) => AppError::Forbidden(m),
+            other => other,
+        })?;
+    let body = json!({
+        "token": token,
+        "csrf_token": csrf,
+        "expires_in_s": state.opts.session_ttl.as_secs(),
+        "user": user_out(&user),
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn logout(State(state): State<AppState>, c: Caller) -> Result<StatusCode, AppError> {
+    state.store.revoke_session(&c.session.token_hash, &c.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(c: Caller) -> Json<Value> {
+    Json(json!({ "user": user_out(&c.user) }))
+}
+
+async fn region(State(state): State<AppState>, c: Caller, Path(code): Path<String>) -> Result<Json<Value>, AppError> {
+    let code = code_param(&code)?;
+    c.ensure_scope(&code)?;
+    let r = state.store.region(&code).await?.ok_or_else(|| AppError::NotFound(format!("region {code}")))?;
+    let counts = state.store.region_counts(&code).await?;
+    Ok(Json(json!({ "region": region_out(&r), "counts": counts })))
+}
+
+async fn children(State(state): State<AppState>, c: Caller, Path(code): Path<String>) -> Result<Json<Value>, AppError> {
+    let code = code_param(&code)?;
+    c.ensure_scope(&code)?;
+    state.store.region(&code).await?.ok_or_else(|| AppError::NotFound(format!("region {code}")))?;
+    let kids = state.store.children(&code).await?;
+    let items: Vec<Value> = kids
+        .iter()
+        .map(|k| {
+            let mut v = region_out(&k.region);
+            v["children"] = json!(k.children);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+struct SearchQ {
+    q: String,
+    scope: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn search_regions(State(state): State<AppState>, c: Caller, Query(q): Query<SearchQ>) -> Result<Json<Value>, AppError> {
+    let scope = match q.scope.as_deref() {
+        Some(s) => code_param(s)?,
+        None => c.user.region_code.clone(),
+    };
+    c.ensure_scope(&scope)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let found = state.store.search_regions(&scope, &q.q, limit).await?;
+    Ok(Json(json!({ "items": found.iter().map(region_out).collect::<Vec<_>>() })))
+}
+
+async fn hamlets(State(state): State<AppState>, c: Caller, Path(code): Path<String>) -> Result<Json<Value>, AppError> {
+    let code = code_param(&code)?;
+    c.ensure_scope(&code)?;
+    let items = state.store.hamlets(&code).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+struct HamletBody {
+    name: String,
+    households: i64,
+    population: i64,
+}
+
+async fn add_hamlet(
+    State(state): State<AppState>,
+    c: Caller,
+    Path(code): Path<String>,
+    ApiJson(b): ApiJson<HamletBody>,
+) -> Result<Response, AppError> {
+    let code = code_param(&code)?;
+    c.ensure_scope(&code)?;
+    if !c.user.role.can_edit_regions() {
+        return Err(AppError::Forbidden("your role may not edit the region tree".into()));
+    }
+    if code.level() != RegionLevel::Village {
+        return Err(AppError::BadRequest(format!("hamlets belong under a village; {code} is a {}", code.level().key())));
+    }
+    state.store.region(&code).await?.ok_or_else(|| AppError::NotFound(format!("region {code}")))?;
+    let h = state
+        .store
+        .add_hamlet(&NewHamlet { village_code: code, name: b.name, households: b.households, population: b.population }, &c.actor())
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(h))).into_response())
+}
+
+async fn users(State(state): State<AppState>, c: Caller) -> Result<Json<Value>, AppError> {
+    c.ensure_admin()?;
+    let list = state.store.users_in(&c.user.region_code).await?;
+    Ok(Json(json!({ "items": list.iter().map(user_out).collect::<Vec<_>>() })))
+}
+
+#[derive(Deserialize)]
+struct NewUserBody {
+    username: String,
+    display_name: String,
+    password: String,
+    role: String,
+    region_code: String,
+    #[serde(default)]
+    phone: String,
+}
+
+async fn create_user(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJson<NewUserBody>) -> Result<Response, AppError> {
+    let u = create_user_checked(&state, &c, &b.username, &b.display_name, &b.password, &b.role, &b.region_code, &b.phone)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "user": user_out(&u) }))).into_response())
+}
+
+async fn user(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let u = managed_user(&state, &c, id_param(&id)?).await?;
+    Ok(Json(json!({ "user": user_out(&u) })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    display_name: Option<String>,
+    role: Option<String>,
+    region_code: Option<String>,
+    phone: Option<String>,
+    disabled: Option<bool>,
+}
+
+async fn patch_user(
+    State(state): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<PatchBody>,
+) -> Result<Json<Value>, AppError> {
+    let id = id_param(&id)?;
+    let patch = UserPatch {
+        display_name: b.display_name,
+        role: b.role.map(|r| Role::parse(&r)).transpose().map_err(|e| AppError::BadRequest(e.to_string()))?,
+        region_code: b
+            .region_code
+            .map(|r| RegionCode::parse(&r))
+            .transpose()
+            .map_err(|e| AppError::BadRequest(format!("region_code: {e}")))?,
+        phone: b.phone,
+        disabled: b.disabled,
+    };
+    let u = update_user_checked(&state, &c, id, patch).await?;
+    Ok(Json(json!({ "user": user_out(&u) })))
+}
+
+async fn user_sessions(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let id = id_param(&id)?;
+    managed_user(&state, &c, id).await?;
+    let sessions = state.store.sessions_of(id).await?;
+    let items: Vec<Value> = sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "id": &s.token_hash[..12.min(s.token_hash.len())],
+                "kind": s.kind, "client": s.client, "created_at_ms": s.created_at_ms,
+                "expires_at_ms": s.expires_at_ms, "revoked_at_ms": s.revoked_at_ms,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn revoke_user_sessions(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let id = id_param(&id)?;
+    managed_user(&state, &c, id).await?;
+    let n = state.store.revoke_user_sessions(id, &c.actor()).await?;
+    Ok(Json(json!({ "revoked": n })))
+}
+
+#[derive(Deserialize)]
+struct AuditQ {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn audit(State(state): State<AppState>, c: Caller, Query(q): Query<AuditQ>) -> Result<Json<Value>, AppError> {
+    c.ensure_admin()?;
+    let entries = state.store.audit_entries(q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    let entries = crate::pages::visible_audit(&c, entries);
+    Ok(Json(json!({ "items": entries })))
+}

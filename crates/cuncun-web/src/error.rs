@@ -1,0 +1,110 @@
+//! One error type. API responses carry JSON; page responses are turned into an HTML page in the
+//! reader's language by [`html_errors`]. Internal causes are logged, never shown.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cuncun_store::StoreError;
+
+#[derive(Debug, Clone)]
+pub enum AppError {
+    Unauthorized,
+    Forbidden(String),
+    NotFound(String),
+    BadRequest(String),
+    Conflict(String),
+    TooManyRequests(String),
+    Csrf,
+    Unavailable(String),
+    Internal(String),
+}
+
+/// Marks an error response so that page routes can re-render it as HTML.
+#[derive(Debug, Clone)]
+pub struct ErrorMark(pub AppError);
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthorized => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::Csrf => "csrf",
+            AppError::NotFound(_) => "not_found",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Conflict(_) => "conflict",
+            AppError::TooManyRequests(_) => "too_many_requests",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+    /// The message safe to show.
+    pub fn message(&self) -> String {
+        match self {
+            AppError::Unauthorized => "log in first (session cookie or Authorization: Bearer token)".into(),
+            AppError::Csrf => "the form's CSRF token is missing or wrong; reload the page".into(),
+            AppError::Internal(_) => "internal error; the cause is in the server log".into(),
+            AppError::Unavailable(_) => "the database is unavailable; try again shortly".into(),
+            AppError::Forbidden(m)
+            | AppError::NotFound(m)
+            | AppError::BadRequest(m)
+            | AppError::Conflict(m)
+            | AppError::TooManyRequests(m) => m.clone(),
+        }
+    }
+    pub fn forbidden_scope(code: &cuncun_domain::RegionCode) -> AppError {
+        AppError::Forbidden(format!("region {code} is outside your region"))
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => AppError::NotFound(m),
+            StoreError::Conflict(m) => AppError::Conflict(m),
+            StoreError::Invalid(m) => AppError::BadRequest(m),
+            StoreError::Unavailable(m) => AppError::Unavailable(m),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match &self {
+            AppError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            AppError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
+        }
+        let body = serde_json::json!({ "error": { "code": self.code(), "message": self.message() } });
+        let mut res = (self.status(), axum::Json(body)).into_response();
+        res.extensions_mut().insert(ErrorMark(self));
+        res
+    }
+}
+
+/// For everything outside /api: error responses become an HTML page in the reader's language,
+/// and an unauthenticated page request goes to the login page.
+pub async fn html_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let is_api = req.uri().path().starts_with("/api/") || req.uri().path() == "/openapi.json";
+    let lang = crate::session::lang_of(req.headers(), req.uri().query());
+    let res = next.run(req).await;
+    if is_api {
+        return res;
+    }
+    let Some(ErrorMark(err)) = res.extensions().get::<ErrorMark>().cloned() else { return res };
+    if matches!(err, AppError::Unauthorized) {
+        return axum::response::Redirect::to("/login").into_response();
+    }
+    crate::pages::error_page(lang, &err)
+}

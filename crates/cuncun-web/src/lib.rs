@@ -1,0 +1,132 @@
+//! HTTP for cuncun: server-rendered pages (askama, zh-CN first), a JSON API under /api/v1 with an
+//! OpenAPI document, and a separate operations listener with /healthz, /readyz and /metrics.
+//! Every handler that reads or changes data checks the caller's role and region scope.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod i18n;
+pub mod metrics;
+pub mod pages;
+pub mod session;
+
+use axum::Router;
+use cuncun_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::AppError;
+
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// Mark cookies Secure (set when served over HTTPS, directly or behind a proxy).
+    pub secure_cookies: bool,
+    pub session_ttl: Duration,
+    /// Failed logins allowed per username and per client address within `login_window`.
+    pub login_per_user: usize,
+    pub login_per_client: usize,
+    pub login_window: Duration,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        WebOptions {
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(12 * 3600),
+            login_per_user: 5,
+            login_per_client: 30,
+            login_window: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub opts: Arc<WebOptions>,
+    pub limiter: Arc<auth::LoginLimiter>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, opts: WebOptions) -> Self {
+        let limiter = auth::LoginLimiter::new(opts.login_window, opts.login_per_user, opts.login_per_client);
+        AppState { store, opts: Arc::new(opts), limiter: Arc::new(limiter), metrics: Arc::new(metrics::Metrics::new()) }
+    }
+}
+
+/// The application: pages, API, OpenAPI and static assets.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(pages::routes())
+        .nest("/api/v1", api::routes())
+        .route("/openapi.json", axum::routing::get(api::openapi))
+        .layer(axum::middleware::from_fn(error::html_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Health, readiness and Prometheus metrics, for a separate (internal) listener.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(metrics::readyz))
+        .route("/metrics", axum::routing::get(metrics::render))
+        .with_state(state)
+}
+
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert("x-content-type-options", axum::http::HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", axum::http::HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", axum::http::HeaderValue::from_static("same-origin"));
+    h.insert(
+        "content-security-policy",
+        axum::http::HeaderValue::from_static("default-src 'self'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    res
+}
+
+/// Binds a listener, naming the setting when the address is taken or invalid.
+pub async fn bind(setting: &str, addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let parsed: SocketAddr = addr
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{setting} = {addr:?} is not a valid address (expected e.g. 127.0.0.1:8080): {e}"))?;
+    tokio::net::TcpListener::bind(parsed).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("{setting} = {addr}: the port is already in use by another program; stop it or choose another port")
+        } else {
+            anyhow::anyhow!("{setting} = {addr}: cannot listen: {e}")
+        }
+    })
+}
+
+/// Serves the app and the ops router until `shutdown` resolves.
+pub async fn serve(
+    state: AppState,
+    app: tokio::net::TcpListener,
+    ops: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
+    let mut rx1 = tx.subscribe();
+    let mut rx2 = tx.subscribe();
+    let app_srv = axum::serve(app, router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            let _ = rx1.recv().await;
+        });
+    let ops_srv = axum::serve(ops, ops_router(state)).with_graceful_shutdown(async move {
+        let _ = rx2.recv().await;
+    });
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(());
+    });
+    let (a, b) = tokio::join!(app_srv.into_future(), ops_srv.into_future());
+    a?;
+    b?;
+    Ok(())
+}

@@ -1,0 +1,543 @@
+//! Server-rendered pages. Every page checks the session (via [`Caller`]), the role and the region
+//! scope; every form carries the session's CSRF token.
+
+use crate::auth::{self, LANG_COOKIE, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
+use crate::i18n::Lang;
+use crate::session::{Caller, client_of, lang_of};
+use crate::{AppError, AppState};
+use askama::Template;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use cuncun_domain::audit::AuditEntry;
+use cuncun_domain::model::*;
+use cuncun_domain::role::ALL_ROLES;
+use cuncun_domain::{RegionCode, RegionLevel, Role};
+use cuncun_store::{RegionRow, SessionRow, UserPatch};
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/lang/{lang}", get(set_lang))
+        .route("/regions/{code}", get(region_page))
+        .route("/regions/{code}/hamlets", post(add_hamlet))
+        .route("/users", get(users_page).post(create_user))
+        .route("/users/{id}", get(user_page).post(update_user))
+        .route("/users/{id}/password", post(reset_password))
+        .route("/users/{id}/revoke", post(revoke_sessions))
+        .route("/audit", get(audit_page))
+        .route("/static/app.css", get(css))
+}
+
+/// What every page's frame needs: language, the signed-in user, the CSRF token.
+pub struct Chrome {
+    pub lang: Lang,
+    pub user: Option<User>,
+    pub csrf: String,
+    pub path: String,
+}
+
+impl Chrome {
+    fn of(c: &Caller, path: &str) -> Chrome {
+        Chrome { lang: c.lang, user: Some(c.user.clone()), csrf: c.session.csrf_token.clone(), path: path.into() }
+    }
+    pub fn t(&self, key: &str) -> &'static str {
+        self.lang.s(key)
+    }
+    pub fn role(&self, r: &Role) -> &'static str {
+        self.lang.s(&format!("role.{}", r.key()))
+    }
+    pub fn level(&self, l: &RegionLevel) -> &'static str {
+        self.lang.s(&format!("level.{}", l.key()))
+    }
+    /// Beijing time (UTC+8), as the UI shows all times.
+    pub fn time(&self, ms: &i64) -> String {
+        chrono::DateTime::from_timestamp_millis(*ms + 8 * 3600 * 1000)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default()
+    }
+    pub fn other_lang(&self) -> &'static str {
+        self.lang.other().short()
+    }
+    pub fn is_admin(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.role.can_manage_users())
+    }
+    pub fn home_code(&self) -> String {
+        self.user.as_ref().map(|u| u.region_code.short().to_string()).unwrap_or_default()
+    }
+}
+
+fn render(t: &impl Template) -> Result<Response, AppError> {
+    t.render()
+        .map(|s| Html(s).into_response())
+        .map_err(|e| AppError::Internal(format!("template: {e}")))
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    c: Chrome,
+    status: u16,
+    message: String,
+}
+
+pub fn error_page(lang: Lang, err: &AppError) -> Response {
+    let message = match err {
+        AppError::Forbidden(m) => format!("{} ({m})", lang.s("error.forbidden")),
+        AppError::Csrf => lang.s("error.csrf").to_string(),
+        AppError::NotFound(m) => format!("{}: {m}", lang.s("error.not_found")),
+        other => other.message(),
+    };
+    let page = ErrorPage {
+        c: Chrome { lang, user: None, csrf: String::new(), path: String::new() },
+        status: err.status().as_u16(),
+        message,
+    };
+    match page.render() {
+        Ok(s) => (err.status(), Html(s)).into_response(),
+        Err(_) => (err.status(), err.message()).into_response(),
+    }
+}
+
+async fn css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../static/app.css"))
+}
+
+fn cookie_header(state: &AppState, name: &str, value: &str, max_age: Option<i64>) -> String {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if let Some(a) = max_age {
+        c.push_str(&format!("; Max-Age={a}"));
+    }
+    if state.opts.secure_cookies {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+// ---- login / logout / language ----
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    c: Chrome,
+    error: String,
+    username: String,
+}
+
+async fn login_form(State(state): State<AppState>, headers: HeaderMap, q: Query<LangQuery>) -> Response {
+    let lang = q.lang.as_deref().and_then(Lang::from_tag).unwrap_or_else(|| lang_of(&headers, None));
+    login_page(&state, lang, "", "", StatusCode::OK)
+}
+
+fn login_page(state: &AppState, lang: Lang, error: &str, username: &str, status: StatusCode) -> Response {
+    let csrf = auth::random_token();
+    let page = LoginPage {
+        c: Chrome { lang, user: None, csrf: csrf.clone(), path: "/login".into() },
+        error: error.into(),
+        username: username.into(),
+    };
+    match page.render() {
+        Ok(s) => (
+            status,
+            [(header::SET_COOKIE, cookie_header(state, LOGIN_CSRF_COOKIE, &csrf, Some(3600)))],
+            Html(s),
+        )
+            .into_response(),
+        Err(e) => AppError::Internal(e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let lang = lang_of(&headers, None);
+    let expected = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    if expected.is_empty() || !auth::same(expected, &f.csrf) {
+        return login_page(&state, lang, lang.s("error.csrf"), &f.username, StatusCode::FORBIDDEN);
+    }
+    match crate::session::login(&state, &f.username, &f.password, &client_of(Some(addr)), "web").await {
+        Ok((token, _csrf, _user)) => {
+            let ttl = state.opts.session_ttl.as_secs() as i64;
+            (
+                [
+                    (header::SET_COOKIE, cookie_header(&state, SESSION_COOKIE, &token, Some(ttl))),
+                    (header::SET_COOKIE, cookie_header(&state, LOGIN_CSRF_COOKIE, "", Some(0))),
+                ],
+                Redirect::to("/"),
+            )
+                .into_response()
+        }
+        Err(AppError::TooManyRequests(_)) => {
+            login_page(&state, lang, lang.s("login.limited"), &f.username, StatusCode::TOO_MANY_REQUESTS)
+        }
+        Err(AppError::Forbidden(_)) => {
+            login_page(&state, lang, lang.s("login.disabled"), &f.username, StatusCode::FORBIDDEN)
+        }
+        Err(AppError::BadRequest(_)) => {
+            login_page(&state, lang, lang.s("login.failed"), &f.username, StatusCode::UNAUTHORIZED)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(State(state): State<AppState>, c: Caller, Form(f): Form<CsrfForm>) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    state.store.revoke_session(&c.session.token_hash, &c.actor()).await?;
+    Ok(([(header::SET_COOKIE, cookie_header(&state, SESSION_COOKIE, "", Some(0)))], Redirect::to("/login"))
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct LangQuery {
+    lang: Option<String>,
+    back: Option<String>,
+}
+
+async fn set_lang(State(state): State<AppState>, Path(lang): Path<String>, q: Query<LangQuery>) -> Response {
+    let l = Lang::from_tag(&lang).unwrap_or(Lang::Zh);
+    // Only local paths: never an open redirect.
+    let back = q.back.as_deref().filter(|b| b.starts_with('/') && !b.starts_with("//")).unwrap_or("/");
+    let mut c = format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", l.short());
+    if state.opts.secure_cookies {
+        c.push_str("; Secure");
+    }
+    ([(header::SET_COOKIE, c)], Redirect::to(back)).into_response()
+}
+
+// ---- home and regions ----
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    c: Chrome,
+    region: Region,
+    counts: RegionCounts,
+    children: Vec<RegionRow>,
+}
+
+async fn home(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
+    let code = c.user.region_code.clone();
+    let region = state
+        .store
+        .region(&code)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("region {code} (your region) is not loaded")))?;
+    let counts = state.store.region_counts(&code).await?;
+    let children = state.store.children(&code).await?;
+    render(&HomePage { c: Chrome::of(&c, "/"), region, counts, children })
+}
+
+fn parse_code(s: &str) -> Result<RegionCode, AppError> {
+    RegionCode::parse(s).map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
+#[derive(Template)]
+#[template(path = "region.html")]
+struct RegionPage {
+    c: Chrome,
+    region: Region,
+    trail: Vec<Region>,
+    counts: RegionCounts,
+    children: Vec<RegionRow>,
+    hamlets: Vec<Hamlet>,
+    can_edit: bool,
+    query: String,
+    found: Vec<Region>,
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+}
+
+async fn region_page(
+    State(state): State<AppState>,
+    c: Caller,
+    Path(code): Path<String>,
+    Query(sq): Query<SearchQuery>,
+) -> Result<Response, AppError> {
+    let code = parse_code(&code)?;
+    c.ensure_scope(&code)?;
+    let region = state.store.region(&code).await?.ok_or_else(|| AppError::NotFound(format!("region {code}")))?;
+    let mut trail = Vec::new();
+    for a in code.ancestors() {
+        // The trail starts at the user's own region: nothing above it is theirs to open.
+        if c.in_scope(&a) {
+            if let Some(r) = state.store.region(&a).await? {
+                trail.push(r);
+            }
+        }
+    }
+    let counts = state.store.region_counts(&code).await?;
+    let children = state.store.children(&code).await?;
+    let hamlets =
+        if code.level() == RegionLevel::Village { state.store.hamlets(&code).await? } else { Vec::new() };
+    let query = sq.q.unwrap_or_default();
+    let found =
+        if query.trim().is_empty() { Vec::new() } else { state.store.search_regions(&code, &query, 50).await? };
+    render(&RegionPage {
+        can_edit: c.user.role.can_edit_regions(),
+        c: Chrome::of(&c, &format!("/regions/{}", code.short())),
+        region,
+        trail,
+        counts,
+        children,
+        hamlets,
+        query,
+        found,
+    })
+}
+
+#[derive(Deserialize)]
+struct HamletForm {
+    csrf: String,
+    name: String,
+    households: i64,
+    population: i64,
+}
+
+async fn add_hamlet(
+    State(state): State<AppState>,
+    c: Caller,
+    Path(code): Path<String>,
+    Form(f): Form<HamletForm>,
+) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    let code = parse_code(&code)?;
+    c.ensure_scope(&code)?;
+    if !c.user.role.can_edit_regions() {
+        return Err(AppError::Forbidden("your role may not edit the region tree".into()));
+    }
+    let h = NewHamlet { village_code: code.clone(), name: f.name, households: f.households, population: f.population };
+    state.store.add_hamlet(&h, &c.actor()).await?;
+    Ok(Redirect::to(&format!("/regions/{}", code.short())).into_response())
+}
+
+// ---- users ----
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    c: Chrome,
+    users: Vec<User>,
+    roles: Vec<Role>,
+    error: String,
+}
+
+async fn users_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
+    c.ensure_admin()?;
+    let users = state.store.users_in(&c.user.region_code).await?;
+    render(&UsersPage { c: Chrome::of(&c, "/users"), users, roles: ALL_ROLES.to_vec(), error: String::new() })
+}
+
+#[derive(Deserialize)]
+struct NewUserForm {
+    csrf: String,
+    username: String,
+    display_name: String,
+    password: String,
+    role: String,
+    region_code: String,
+    #[serde(default)]
+    phone: String,
+}
+
+/// Validates and creates a user on behalf of an administrator (shared by page and API).
+pub async fn create_user_checked(
+    state: &AppState,
+    c: &Caller,
+    username: &str,
+    display_name: &str,
+    password: &str,
+    role: &str,
+    region_code: &str,
+    phone: &str,
+) -> Result<User, AppError> {
+    c.ensure_admin()?;
+    let role = Role::parse(role).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let region = RegionCode::parse(region_code).map_err(|e| AppError::BadRequest(format!("region_code: {e}")))?;
+    c.ensure_scope(&region)?;
+    let password_hash = auth::hash_password(password).map_err(AppError::BadRequest)?;
+    let u = NewUser {
+        username: username.into(),
+        display_name: display_name.into(),
+        role,
+        region_code: region,
+        phone: phone.into(),
+        password_hash,
+    };
+    Ok(state.store.create_user(&u, &c.actor()).await?)
+}
+
+async fn create_user(State(state): State<AppState>, c: Caller, Form(f): Form<NewUserForm>) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    match create_user_checked(&state, &c, &f.username, &f.display_name, &f.password, &f.role, &f.region_code, &f.phone)
+        .await
+    {
+        Ok(u) => Ok(Redirect::to(&format!("/users/{}", u.id)).into_response()),
+        Err(AppError::BadRequest(m) | AppError::Conflict(m)) => {
+            let users = state.store.users_in(&c.user.region_code).await?;
+            let mut res =
+                render(&UsersPage { c: Chrome::of(&c, "/users"), users, roles: ALL_ROLES.to_vec(), error: m })?;
+            *res.status_mut() = StatusCode::BAD_REQUEST;
+            Ok(res)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "user.html")]
+struct UserPage {
+    c: Chrome,
+    u: User,
+    roles: Vec<Role>,
+    sessions: Vec<SessionRow>,
+    now: i64,
+}
+
+/// Loads a user the caller (an administrator) may manage: inside their region.
+pub async fn managed_user(state: &AppState, c: &Caller, id: i64) -> Result<User, AppError> {
+    c.ensure_admin()?;
+    let u = state.store.user(id).await?.ok_or_else(|| AppError::NotFound(format!("user {id}")))?;
+    c.ensure_scope(&u.region_code)?;
+    Ok(u)
+}
+
+async fn user_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
+    let u = managed_user(&state, &c, id).await?;
+    let sessions = state.store.sessions_of(id).await?;
+    render(&UserPage {
+        c: Chrome::of(&c, &format!("/users/{id}")),
+        u,
+        roles: ALL_ROLES.to_vec(),
+        sessions,
+        now: cuncun_store::now_ms(),
+    })
+}
+
+#[derive(Deserialize)]
+struct EditUserForm {
+    csrf: String,
+    display_name: String,
+    role: String,
+    region_code: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    disabled: Option<String>,
+}
+
+/// Applies a patch on behalf of an administrator (shared by page and API).
+pub async fn update_user_checked(state: &AppState, c: &Caller, id: i64, patch: UserPatch) -> Result<User, AppError> {
+    managed_user(state, c, id).await?;
+    if let Some(r) = &patch.region_code {
+        c.ensure_scope(r)?;
+    }
+    if id == c.user.id && (patch.disabled == Some(true) || patch.role.is_some_and(|r| r != c.user.role)) {
+        return Err(AppError::BadRequest("you cannot disable yourself or change your own role".into()));
+    }
+    Ok(state.store.update_user(id, &patch, &c.actor()).await?)
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Form(f): Form<EditUserForm>,
+) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    let patch = UserPatch {
+        display_name: Some(f.display_name),
+        role: Some(Role::parse(&f.role).map_err(|e| AppError::BadRequest(e.to_string()))?),
+        region_code: Some(parse_code(&f.region_code)?),
+        phone: Some(f.phone),
+        disabled: Some(f.disabled.is_some()),
+    };
+    update_user_checked(&state, &c, id, patch).await?;
+    Ok(Redirect::to(&format!("/users/{id}")).into_response())
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    csrf: String,
+    password: String,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    managed_user(&state, &c, id).await?;
+    let hash = auth::hash_password(&f.password).map_err(AppError::BadRequest)?;
+    state.store.set_password(id, &hash, &c.actor()).await?;
+    // A new password ends every existing session of that user.
+    if id != c.user.id {
+        state.store.revoke_user_sessions(id, &c.actor()).await?;
+    }
+    Ok(Redirect::to(&format!("/users/{id}")).into_response())
+}
+
+async fn revoke_sessions(
+    State(state): State<AppState>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    managed_user(&state, &c, id).await?;
+    state.store.revoke_user_sessions(id, &c.actor()).await?;
+    Ok(Redirect::to(&format!("/users/{id}")).into_response())
+}
+
+// ---- audit ----
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    c: Chrome,
+    entries: Vec<AuditEntry>,
+}
+
+async fn audit_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
+    c.ensure_admin()?;
+    let entries = visible_audit(&c, state.store.audit_recent(500).await?);
+    render(&AuditPage { c: Chrome::of(&c, "/audit"), entries })
+}
+
+/// The audit log is global; an administrator below province level sees the entries that touch
+/// their region (its code appears in the entry), a province administrator sees everything.
+pub fn visible_audit(c: &Caller, entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
+    if c.user.region_code.level() == RegionLevel::Province {
+        return entries;
+    }
+    let scope = c.user.region_code.short();
+    entries
+        .into_iter()
+        .filter(|e| e.entity_id.starts_with(scope) || e.before.contains(scope) || e.after.contains(scope))
+        .collect()
+}

@@ -1,0 +1,170 @@
+//! Who is calling: the session behind a cookie (pages) or a bearer token (API), and the reader's
+//! language. Extractors reject with [`AppError::Unauthorized`].
+
+use crate::auth::{self, LANG_COOKIE, SESSION_COOKIE};
+use crate::i18n::Lang;
+use crate::{AppError, AppState};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+use cuncun_domain::model::User;
+use cuncun_domain::RegionCode;
+use cuncun_store::{Actor, SessionRow};
+
+pub fn lang_of(headers: &HeaderMap, query: Option<&str>) -> Lang {
+    if let Some(q) = query {
+        for kv in q.split('&') {
+            if let Some(("lang", v)) = kv.split_once('=') {
+                if let Some(l) = Lang::from_tag(v) {
+                    return l;
+                }
+            }
+        }
+    }
+    auth::cookie(headers, LANG_COOKIE).and_then(Lang::from_tag).unwrap_or(Lang::Zh)
+}
+
+/// A logged-in caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub session: SessionRow,
+    pub lang: Lang,
+    /// True when authenticated by bearer token (an API client), false for a browser cookie.
+    pub bearer: bool,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        if self.bearer { Actor::api(&self.user) } else { Actor::user(&self.user) }
+    }
+    /// The caller's region contains `code`.
+    pub fn in_scope(&self, code: &RegionCode) -> bool {
+        self.user.region_code.contains(code)
+    }
+    pub fn ensure_scope(&self, code: &RegionCode) -> Result<(), AppError> {
+        if self.in_scope(code) { Ok(()) } else { Err(AppError::forbidden_scope(code)) }
+    }
+    pub fn ensure_admin(&self) -> Result<(), AppError> {
+        if self.user.role.can_manage_users() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("only an administrator may do this".into()))
+        }
+    }
+    /// Form submissions must carry the session's CSRF token.
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), AppError> {
+        if auth::same(submitted, &self.session.csrf_token) { Ok(()) } else { Err(AppError::Csrf) }
+    }
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let lang = lang_of(&parts.headers, parts.uri.query());
+        let (token, is_bearer) = match bearer(&parts.headers) {
+            Some(t) => (t.to_string(), true),
+            None => match auth::cookie(&parts.headers, SESSION_COOKIE) {
+                Some(t) => (t.to_string(), false),
+                None => return Err(AppError::Unauthorized),
+            },
+        };
+        let (user, session) = lookup(state, &token).await?;
+        // A cookie authenticates API writes only with the CSRF header, so that another site
+        // cannot make a browser change data through the API.
+        let is_api = parts.uri.path().starts_with("/api/");
+        if is_api && !is_bearer && !matches!(parts.method, Method::GET | Method::HEAD) {
+            let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !auth::same(sent, &session.csrf_token) {
+                return Err(AppError::Csrf);
+            }
+        }
+        Ok(Caller { user, session, lang, bearer: is_bearer })
+    }
+}
+
+async fn lookup(state: &AppState, token: &str) -> Result<(User, SessionRow), AppError> {
+    let hash = auth::token_hash(token);
+    let session = state
+        .store
+        .live_session(&hash, cuncun_store::now_ms())
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    let user = state.store.user(session.user_id).await?.ok_or(AppError::Unauthorized)?;
+    if user.disabled {
+        return Err(AppError::Unauthorized);
+    }
+    Ok((user, session))
+}
+
+/// The client address, for rate limiting and the audit log.
+pub fn client_of(parts_addr: Option<std::net::SocketAddr>) -> String {
+    parts_addr.map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Logs a user in: checks the limiter and password, creates a session, audits the outcome.
+/// Returns the raw token (shown once to the client) and the session's CSRF token.
+pub async fn login(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    client: &str,
+    kind: &str,
+) -> Result<(String, String, User), AppError> {
+    let username = username.trim();
+    if !state.limiter.allowed(username, client) {
+        state.metrics.login("limited");
+        return Err(AppError::TooManyRequests(
+            "too many failed logins; wait a few minutes and try again".into(),
+        ));
+    }
+    let found = state.store.user_credentials(username).await?;
+    let ok = match &found {
+        Some((_, hash)) => auth::verify_password(password, hash),
+        None => {
+            auth::verify_password(password, auth::dummy_hash());
+            false
+        }
+    };
+    let user = match (ok, found) {
+        (true, Some((u, _))) if !u.disabled => u,
+        (true, Some(_)) => {
+            state.metrics.login("disabled");
+            return Err(AppError::Forbidden("this account is disabled".into()));
+        }
+        _ => {
+            state.limiter.fail(username, client);
+            state.metrics.login("failed");
+            let after = serde_json::json!({ "username": username, "client": client }).to_string();
+            state.store.audit(&Actor::system(), "login.failed", "user", username, "", &after).await?;
+            return Err(AppError::BadRequest("wrong username or password".into()));
+        }
+    };
+    state.limiter.succeed(username);
+    let token = auth::random_token();
+    let csrf = auth::random_token();
+    state
+        .store
+        .create_session(&cuncun_store::NewSession {
+            token_hash: auth::token_hash(&token),
+            user_id: user.id,
+            kind: kind.into(),
+            csrf_token: csrf.clone(),
+            expires_at_ms: cuncun_store::now_ms() + state.opts.session_ttl.as_millis() as i64,
+            client: client.into(),
+        })
+        .await?;
+    state.metrics.login("ok");
+    let after = serde_json::json!({ "kind": kind, "client": client }).to_string();
+    state.store.audit(&Actor::user(&user), "login", "user", &user.id.to_string(), "", &after).await?;
+    Ok((token, csrf, user))
+}

@@ -1,0 +1,307 @@
+//! The cuncun binary. Every failure ends as one clear message on stderr and a non-zero exit code;
+//! nothing panics at the user.
+
+mod bench;
+mod config;
+mod demo;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use config::Config;
+use cuncun_domain::{RegionCode, Role};
+use cuncun_store::{Actor, Store};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "cuncun", version, about = "村村 cuncun: a county's public radio, TV and emergency broadcast platform")]
+struct Cli {
+    /// Configuration file (TOML). Without it, built-in defaults and CUNCUN_* variables apply.
+    #[arg(long, short, global = true, env = "CUNCUN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the platform (migrations run first).
+    Serve,
+    /// Load the demo county (奉节县 by default) into a local SQLite database and serve it.
+    Demo(demo::DemoArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Region tree operations.
+    #[command(subcommand)]
+    Regions(RegionsCmd),
+    /// User accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Benchmarks (figures go to docs/PERFORMANCE.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum RegionsCmd {
+    /// Import a province, city, county, township or village (with its ancestors and whole subtree)
+    /// from the bundled 2023 national division data; `--code all` imports all of China.
+    Import {
+        #[arg(long)]
+        code: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user. The password is read from stdin with --password-stdin, else generated and printed once.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// admin, broadcaster, reviewer, department_sender, steward, viewer
+        #[arg(long)]
+        role: String,
+        /// The region the user is bound to (they see only its subtree).
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, default_value = "")]
+        phone: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password (from stdin with --password-stdin, else generated and printed) and end the user's sessions.
+    Passwd {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// End every session of a user.
+    Revoke {
+        #[arg(long)]
+        username: String,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the hash chain of the whole audit log; exits 1 if any entry was edited, removed or inserted.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Opens the configured database and brings its schema up to date.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = cuncun_store::connect(&cfg.database.url).await?;
+    let applied = store.migrate().await.context("applying database migrations")?;
+    for m in applied {
+        tracing::info!(migration = %m, "applied");
+    }
+    Ok(store)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    init_logging(&cfg.log.level);
+    match cli.cmd {
+        Cmd::Serve => {
+            let store = open_store(&cfg).await?;
+            serve(&cfg, store, None).await?;
+        }
+        Cmd::Demo(args) => demo::run(args).await?,
+        Cmd::Migrate => {
+            let store = cuncun_store::connect(&cfg.database.url).await?;
+            let applied = store.migrate().await?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            } else {
+                println!("applied: {}", applied.join(", "));
+            }
+        }
+        Cmd::Regions(RegionsCmd::Import { code }) => {
+            let store = open_store(&cfg).await?;
+            let started = std::time::Instant::now();
+            let (report, counts) = import_regions(&*store, &code, &Actor::cli("regions import")).await?;
+            println!(
+                "imported {code}: {} provinces, {} cities, {} counties, {} townships, {} villages ({} new, {} updated) in {:.1} s",
+                counts[0], counts[1], counts[2], counts[3], counts[4], report.inserted, report.updated,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Cmd::User(cmd) => user_cmd(&cfg, cmd).await?,
+        Cmd::Audit(AuditCmd::Verify) => {
+            let store = open_store(&cfg).await?;
+            let (n, faults) = cuncun_store::verify_audit(&*store).await?;
+            if faults.is_empty() {
+                println!("audit log intact: {n} entries, hash chain verified");
+            } else {
+                for f in &faults {
+                    println!("TAMPERED: {f}");
+                }
+                println!("audit log NOT intact: {} fault(s) in {n} entries", faults.len());
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Cmd::Bench(b) => bench::run(&cfg, b).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Imports a code's subtree (or "all") from the bundled data.
+pub async fn import_regions(
+    store: &dyn Store,
+    code: &str,
+    actor: &Actor,
+) -> anyhow::Result<(cuncun_store::ImportReport, [usize; 5])> {
+    let regions = if code == "all" {
+        cuncun_regions::extract_all()?
+    } else {
+        cuncun_regions::extract(code)?
+    };
+    let counts = cuncun_regions::count_levels(&regions);
+    let report = store.import_regions(&regions, code, actor).await?;
+    Ok((report, counts))
+}
+
+/// Serves until Ctrl-C. `announce` is printed once the listeners are bound.
+pub async fn serve(cfg: &Config, store: Arc<dyn Store>, announce: Option<String>) -> anyhow::Result<()> {
+    let app = cuncun_web::bind("web.listen", &cfg.web.listen).await?;
+    let ops = cuncun_web::bind("web.ops_listen", &cfg.web.ops_listen).await?;
+    let url = format!("http://{}", app.local_addr()?);
+    let ops_url = format!("http://{}", ops.local_addr()?);
+    println!("cuncun is serving at {url}  (health and metrics: {ops_url}/healthz {ops_url}/metrics)");
+    if let Some(a) = announce {
+        println!("{a}");
+    }
+    tracing::info!(%url, "listening");
+    let state = cuncun_web::AppState::new(store, cfg.web_options());
+    cuncun_web::serve(state, app, ops, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+pub fn generate_password() -> String {
+    use rand::Rng;
+    // No look-alike characters: people read this off a terminal.
+    const A: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut r = rand::thread_rng();
+    (0..14).map(|_| A[r.gen_range(0..A.len())] as char).collect()
+}
+
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_line(&mut s).context("reading the password from stdin")?;
+    let p = s.trim_end_matches(['\r', '\n']).to_string();
+    if p.chars().count() < 8 {
+        bail!("the password read from stdin has fewer than 8 characters");
+    }
+    Ok(p)
+}
+
+async fn user_cmd(cfg: &Config, cmd: UserCmd) -> anyhow::Result<()> {
+    let store = open_store(cfg).await?;
+    match cmd {
+        UserCmd::Add { username, role, region, display_name, phone, password_stdin } => {
+            let role = Role::parse(&role)?;
+            let region = RegionCode::parse(&region).with_context(|| format!("--region {region}"))?;
+            if store.region(&region).await?.is_none() {
+                bail!(
+                    "region {region} is not loaded; run `cuncun regions import --code {}` first",
+                    region.short()
+                );
+            }
+            let (password, shown) =
+                if password_stdin { (read_password_stdin()?, false) } else { (generate_password(), true) };
+            let hash = cuncun_web::auth::hash_password(&password).map_err(anyhow::Error::msg)?;
+            let u = store
+                .create_user(
+                    &cuncun_domain::model::NewUser {
+                        username: username.clone(),
+                        display_name: display_name.unwrap_or_else(|| username.clone()),
+                        role,
+                        region_code: region,
+                        phone,
+                        password_hash: hash,
+                    },
+                    &Actor::cli("user add"),
+                )
+                .await?;
+            println!("created user {} (id {}, {}, region {})", u.username, u.id, u.role.key(), u.region_code);
+            if shown {
+                println!("password: {password}");
+            }
+        }
+        UserCmd::Passwd { username, password_stdin } => {
+            let (u, _) = store
+                .user_credentials(&username)
+                .await?
+                .with_context(|| format!("no user named {username:?}"))?;
+            let (password, shown) =
+                if password_stdin { (read_password_stdin()?, false) } else { (generate_password(), true) };
+            let hash = cuncun_web::auth::hash_password(&password).map_err(anyhow::Error::msg)?;
+            store.set_password(u.id, &hash, &Actor::cli("user passwd")).await?;
+            let n = store.revoke_user_sessions(u.id, &Actor::cli("user passwd")).await?;
+            println!("password of {username} changed; {n} session(s) ended");
+            if shown {
+                println!("password: {password}");
+            }
+        }
+        UserCmd::Revoke { username } => {
+            let (u, _) = store
+                .user_credentials(&username)
+                .await?
+                .with_context(|| format!("no user named {username:?}"))?;
+            let n = store.revoke_user_sessions(u.id, &Actor::cli("user revoke")).await?;
+            println!("{n} session(s) of {username} ended");
+        }
+        UserCmd::List => {
+            for root in ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65"] {
+                let code = RegionCode::parse(root)?;
+                for u in store.users_in(&code).await? {
+                    println!(
+                        "{:>5}  {:<20} {:<18} {:<12} {}",
+                        u.id,
+                        u.username,
+                        u.role.key(),
+                        u.region_code.short(),
+                        if u.disabled { "disabled" } else { "active" }
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
