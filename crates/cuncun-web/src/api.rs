@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use cuncun_domain::model::*;
-use cuncun_domain::{RegionCode, RegionLevel, Role};
+use cuncun_domain::{RegionCode, Role};
 use cuncun_store::UserPatch;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -191,19 +191,7 @@ async fn add_hamlet(
     Path(code): Path<String>,
     ApiJson(b): ApiJson<HamletBody>,
 ) -> Result<Response, AppError> {
-    let code = code_param(&code)?;
-    c.ensure_scope(&code)?;
-    if !c.user.role.can_edit_regions() {
-        return Err(AppError::Forbidden("your role may not edit the region tree".into()));
-    }
-    if code.level() != RegionLevel::Village {
-        return Err(AppError::BadRequest(format!("hamlets belong under a village; {code} is a {}", code.level().key())));
-    }
-    state.store.region(&code).await?.ok_or_else(|| AppError::NotFound(format!("region {code}")))?;
-    let h = state
-        .store
-        .add_hamlet(&NewHamlet { village_code: code, name: b.name, households: b.households, population: b.population }, &c.actor())
-        .await?;
+    let h = crate::pages::add_hamlet_checked(&state, &c, &code, b.name, b.households, b.population).await?;
     Ok((StatusCode::CREATED, Json(json!(h))).into_response())
 }
 

@@ -175,10 +175,11 @@ async fn login_submit(
         Ok((token, _csrf, _user)) => {
             let ttl = state.opts.session_ttl.as_secs() as i64;
             (
-                [
+                // AppendHeaders: a plain array would let the second Set-Cookie replace the first.
+                axum::response::AppendHeaders([
                     (header::SET_COOKIE, cookie_header(&state, SESSION_COOKIE, &token, Some(ttl))),
                     (header::SET_COOKIE, cookie_header(&state, LOGIN_CSRF_COOKIE, "", Some(0))),
-                ],
+                ]),
                 Redirect::to("/"),
             )
                 .into_response()
@@ -324,14 +325,27 @@ async fn add_hamlet(
     Form(f): Form<HamletForm>,
 ) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    let code = parse_code(&code)?;
+    let h = add_hamlet_checked(&state, &c, &code, f.name, f.households, f.population).await?;
+    Ok(Redirect::to(&format!("/regions/{}", h.village_code.short())).into_response())
+}
+
+/// Adds a hamlet under a village the caller may edit (shared by page and API).
+pub async fn add_hamlet_checked(
+    state: &AppState,
+    c: &Caller,
+    code: &str,
+    name: String,
+    households: i64,
+    population: i64,
+) -> Result<Hamlet, AppError> {
+    let code = parse_code(code)?;
     c.ensure_scope(&code)?;
     if !c.user.role.can_edit_regions() {
         return Err(AppError::Forbidden("your role may not edit the region tree".into()));
     }
-    let h = NewHamlet { village_code: code.clone(), name: f.name, households: f.households, population: f.population };
-    state.store.add_hamlet(&h, &c.actor()).await?;
-    Ok(Redirect::to(&format!("/regions/{}", code.short())).into_response())
+    state.store.region(&code).await?.ok_or_else(|| AppError::NotFound(format!("region {code}")))?;
+    let h = NewHamlet { village_code: code, name, households, population };
+    Ok(state.store.add_hamlet(&h, &c.actor()).await?)
 }
 
 // ---- users ----

@@ -81,7 +81,12 @@ impl FromRequestParts<AppState> for Caller {
         let (user, session) = lookup(state, &token).await?;
         // A cookie authenticates API writes only with the CSRF header, so that another site
         // cannot make a browser change data through the API.
-        let is_api = parts.uri.path().starts_with("/api/");
+        // Inside a nested router the URI has lost its prefix; the original one has not.
+        let path = match parts.extensions.get::<axum::extract::OriginalUri>() {
+            Some(o) => o.0.path().to_string(),
+            None => parts.uri.path().to_string(),
+        };
+        let is_api = path.starts_with("/api/");
         if is_api && !is_bearer && !matches!(parts.method, Method::GET | Method::HEAD) {
             let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
             if !auth::same(sent, &session.csrf_token) {

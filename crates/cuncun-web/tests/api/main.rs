@@ -1,0 +1,8 @@
+//! HTTP-level tests of pages and API, against every storage backend: scoping, CSRF, sessions,
+//! rate limiting, audit, operations endpoints.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+mod scope;
+mod sessions;
+mod surface;
