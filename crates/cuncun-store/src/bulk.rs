@@ -11,18 +11,26 @@ pub enum Val {
     OptT(Option<String>),
 }
 
-/// Largest number of bind parameters per statement (SQLite allows 32766, PostgreSQL 65535).
-const MAX_PARAMS: usize = 2_000;
+/// Bind parameters per statement. Measured (docs/PERFORMANCE.md, `bench regions --code all`):
+/// sqlx's SQLite binding costs grow with the parameters of a statement, so SQLite wants small
+/// statements (120: 2.8 s, 400: 6.3 s, 2,000: 17.7 s); PostgreSQL wants fewer round trips.
+pub fn max_params(backend: crate::Backend) -> usize {
+    match backend {
+        crate::Backend::Sqlite => 120,
+        crate::Backend::Postgres => 20_000,
+    }
+}
 
 /// Inserts `rows` into `table(cols)`; `suffix` is appended (e.g. an ON CONFLICT clause).
 pub async fn insert_rows(
     tx: &mut Transaction<'_, Any>,
+    max_params: usize,
     table: &str,
     cols: &[&str],
     rows: &[Vec<Val>],
     suffix: &str,
 ) -> Result<(), sqlx::Error> {
-    let per = (MAX_PARAMS / cols.len()).max(1);
+    let per = (max_params / cols.len()).max(1);
     for chunk in rows.chunks(per) {
         let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(","));
         let mut n = 0;

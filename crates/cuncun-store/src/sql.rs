@@ -313,6 +313,7 @@ impl Store for SqlStore {
             .collect();
         insert_rows(
             &mut w.tx,
+            crate::bulk::max_params(self.backend),
             "region",
             &["code", "name", "level", "parent_code"],
             &rows,
@@ -365,11 +366,17 @@ impl Store for SqlStore {
              (SELECT COUNT(*) FROM region WHERE code BETWEEN $1 AND $2 AND level = 4), \
              (SELECT COUNT(*) FROM region WHERE code BETWEEN $1 AND $2 AND level = 5), \
              (SELECT COUNT(*) FROM hamlet WHERE village_code BETWEEN $1 AND $2), \
-             (SELECT COUNT(*) FROM household WHERE village_code BETWEEN $1 AND $2), \
-             (SELECT CAST(COALESCE(SUM(members), 0) AS BIGINT) FROM household WHERE village_code BETWEEN $1 AND $2), \
              (SELECT COUNT(*) FROM terminal WHERE region_code BETWEEN $1 AND $2), \
              (SELECT COUNT(*) FROM steward WHERE region_code BETWEEN $1 AND $2), \
              (SELECT COUNT(*) FROM outlet WHERE region_code BETWEEN $1 AND $2)",
+        )
+        .bind(lo.as_str())
+        .bind(hi.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        // Households in their own statement: one index scan yields both the count and the sum.
+        let hh = sqlx::query(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(members), 0) AS BIGINT) FROM household WHERE village_code BETWEEN $1 AND $2",
         )
         .bind(lo.as_str())
         .bind(hi.as_str())
@@ -379,11 +386,11 @@ impl Store for SqlStore {
             townships: row.try_get(0)?,
             villages: row.try_get(1)?,
             hamlets: row.try_get(2)?,
-            households: row.try_get(3)?,
-            population: row.try_get(4)?,
-            terminals: row.try_get(5)?,
-            stewards: row.try_get(6)?,
-            outlets: row.try_get(7)?,
+            households: hh.try_get(0)?,
+            population: hh.try_get(1)?,
+            terminals: row.try_get(3)?,
+            stewards: row.try_get(4)?,
+            outlets: row.try_get(5)?,
         })
     }
 
@@ -477,7 +484,7 @@ impl Store for SqlStore {
             .iter()
             .map(|h| vec![s(h.village_code.as_str()), s(&h.name), Val::I(h.households), Val::I(h.population)])
             .collect();
-        insert_rows(&mut w.tx, "hamlet", &["village_code", "name", "households", "population"], &hamlets, "")
+        insert_rows(&mut w.tx, crate::bulk::max_params(self.backend), "hamlet", &["village_code", "name", "households", "population"], &hamlets, "")
             .await
             .map_err(|e| conflict_or(e, || "hamlet already exists".into()))?;
         let households: Vec<Vec<Val>> = b
@@ -502,6 +509,7 @@ impl Store for SqlStore {
             .collect();
         insert_rows(
             &mut w.tx,
+            crate::bulk::max_params(self.backend),
             "household",
             &[
                 "village_code", "hamlet", "head_name", "phone", "address", "members", "coverage_modes",
@@ -523,7 +531,7 @@ impl Store for SqlStore {
             .try_get(0)?;
             let rows: Vec<Vec<Val>> =
                 st.villages.iter().map(|v| vec![Val::I(id), s(v.as_str())]).collect();
-            insert_rows(&mut w.tx, "steward_village", &["steward_id", "village_code"], &rows, "").await?;
+            insert_rows(&mut w.tx, crate::bulk::max_params(self.backend), "steward_village", &["steward_id", "village_code"], &rows, "").await?;
         }
         let outlets: Vec<Vec<Val>> = b
             .outlets
@@ -532,7 +540,7 @@ impl Store for SqlStore {
                 vec![s(o.kind.key()), s(o.region_code.as_str()), s(&o.name), s(&o.address), s(&o.phone), s(&o.hotline)]
             })
             .collect();
-        insert_rows(&mut w.tx, "outlet", &["kind", "region_code", "name", "address", "phone", "hotline"], &outlets, "")
+        insert_rows(&mut w.tx, crate::bulk::max_params(self.backend), "outlet", &["kind", "region_code", "name", "address", "phone", "hotline"], &outlets, "")
             .await?;
         let terminals: Vec<Vec<Val>> = b
             .terminals
@@ -549,7 +557,7 @@ impl Store for SqlStore {
                 ]
             })
             .collect();
-        insert_rows(&mut w.tx, "terminal", &["kind", "region_code", "name", "vendor", "model", "lon", "lat"], &terminals, "")
+        insert_rows(&mut w.tx, crate::bulk::max_params(self.backend), "terminal", &["kind", "region_code", "name", "vendor", "model", "lon", "lat"], &terminals, "")
             .await?;
         let summary = serde_json::json!({
             "hamlets": b.hamlets.len(), "households": b.households.len(), "stewards": b.stewards.len(),
@@ -558,6 +566,11 @@ impl Store for SqlStore {
         .to_string();
         self.append_audit(&mut w.tx, actor, "registry.import", "registry", "batch", "", &summary).await?;
         w.tx.commit().await?;
+        if self.backend == Backend::Postgres && b.households.len() >= 10_000 {
+            // After a large load, fresh statistics and a visibility map let PostgreSQL answer
+            // counts by index-only scans instead of reading every row (autovacuum would, later).
+            sqlx::query("VACUUM (ANALYZE) household, hamlet, terminal, outlet, steward").execute(&self.pool).await?;
+        }
         Ok(())
     }
 
