@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod model;
+pub mod protocol;
 pub mod region;
 pub mod role;
 
