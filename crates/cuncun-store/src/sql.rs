@@ -156,6 +156,21 @@ impl SqlStore {
                 redact_url(url)
             )));
         };
+        // One direct connection first: a pool would retry until its timeout and then report only
+        // "pool timed out"; this surfaces the real cause (refused, unknown host, bad password).
+        use sqlx::Connection;
+        match tokio::time::timeout(Duration::from_secs(10), sqlx::AnyConnection::connect(&real_url)).await {
+            Ok(Ok(c)) => {
+                let _ = c.close().await;
+            }
+            Ok(Err(e)) => return Err(map_connect_err(url, e)),
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot open database {}: no answer within 10 s",
+                    redact_url(url)
+                )));
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))

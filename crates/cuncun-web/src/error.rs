@@ -93,11 +93,18 @@ impl IntoResponse for AppError {
     }
 }
 
-/// For everything outside /api: error responses become an HTML page in the reader's language,
-/// and an unauthenticated page request goes to the login page.
-pub async fn html_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let is_api = req.uri().path().starts_with("/api/") || req.uri().path() == "/openapi.json";
+/// For everything outside /api: error responses become an HTML page in the reader's language
+/// (with the signed-in frame when there is a session), and an unauthenticated page request goes
+/// to the login page.
+pub async fn html_errors(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_string();
+    let is_api = path.starts_with("/api/") || path == "/openapi.json";
     let lang = crate::session::lang_of(req.headers(), req.uri().query());
+    let token = crate::auth::cookie(req.headers(), crate::auth::SESSION_COOKIE).map(str::to_string);
     let res = next.run(req).await;
     if is_api {
         return res;
@@ -106,5 +113,9 @@ pub async fn html_errors(req: axum::extract::Request, next: axum::middleware::Ne
     if matches!(err, AppError::Unauthorized) {
         return axum::response::Redirect::to("/login").into_response();
     }
-    crate::pages::error_page(lang, &err)
+    let who = match token {
+        Some(t) => crate::session::lookup(&state, &t).await.ok(),
+        None => None,
+    };
+    crate::pages::error_page(lang, &err, who, &path)
 }

@@ -62,7 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .nest("/api/v1", api::routes())
         .route("/openapi.json", axum::routing::get(api::openapi))
-        .layer(axum::middleware::from_fn(error::html_errors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), error::html_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

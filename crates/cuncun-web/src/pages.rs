@@ -87,18 +87,20 @@ struct ErrorPage {
     message: String,
 }
 
-pub fn error_page(lang: Lang, err: &AppError) -> Response {
+pub fn error_page(lang: Lang, err: &AppError, who: Option<(User, SessionRow)>, path: &str) -> Response {
+    // The detail strings are English; in Chinese the localized headline stands alone.
+    let detail = |m: &str| if lang == Lang::En { format!(" ({m})") } else { String::new() };
     let message = match err {
-        AppError::Forbidden(m) => format!("{} ({m})", lang.s("error.forbidden")),
+        AppError::Forbidden(m) => format!("{}{}", lang.s("error.forbidden"), detail(m)),
         AppError::Csrf => lang.s("error.csrf").to_string(),
-        AppError::NotFound(m) => format!("{}: {m}", lang.s("error.not_found")),
+        AppError::NotFound(m) => format!("{}{}", lang.s("error.not_found"), detail(m)),
         other => other.message(),
     };
-    let page = ErrorPage {
-        c: Chrome { lang, user: None, csrf: String::new(), path: String::new() },
-        status: err.status().as_u16(),
-        message,
+    let (user, csrf) = match who {
+        Some((u, s)) => (Some(u), s.csrf_token),
+        None => (None, String::new()),
     };
+    let page = ErrorPage { c: Chrome { lang, user, csrf, path: path.to_string() }, status: err.status().as_u16(), message };
     match page.render() {
         Ok(s) => (err.status(), Html(s)).into_response(),
         Err(_) => (err.status(), err.message()).into_response(),

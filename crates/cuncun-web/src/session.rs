@@ -97,7 +97,7 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-async fn lookup(state: &AppState, token: &str) -> Result<(User, SessionRow), AppError> {
+pub async fn lookup(state: &AppState, token: &str) -> Result<(User, SessionRow), AppError> {
     let hash = auth::token_hash(token);
     let session = state
         .store
