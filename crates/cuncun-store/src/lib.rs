@@ -4,7 +4,9 @@
 //! lives in [`Backend`]. One conformance suite (tests/conformance.rs) runs against both.
 
 mod bulk;
+pub mod eb;
 mod sql;
+mod sql_eb;
 pub mod testing;
 
 use async_trait::async_trait;
@@ -113,7 +115,7 @@ pub struct RegistryBatch {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: eb::EbStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Applies pending migrations; returns the names of those applied.
     async fn migrate(&self) -> Result<Vec<String>>;

@@ -9,10 +9,14 @@ use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "0001_foundation", include_str!("../migrations/sqlite/0001_foundation.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "0001_foundation", include_str!("../migrations/postgres/0001_foundation.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_foundation", include_str!("../migrations/sqlite/0001_foundation.sql")),
+    (2, "0002_emergency_broadcast", include_str!("../migrations/sqlite/0002_emergency_broadcast.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
+    (2, "0002_emergency_broadcast", include_str!("../migrations/postgres/0002_emergency_broadcast.sql")),
+];
 
 pub struct SqlStore {
     pool: AnyPool,
@@ -21,8 +25,8 @@ pub struct SqlStore {
     write_gate: Mutex<()>,
 }
 
-struct WriteTx<'a> {
-    tx: Transaction<'static, Any>,
+pub(crate) struct WriteTx<'a> {
+    pub(crate) tx: Transaction<'static, Any>,
     _gate: Option<MutexGuard<'a, ()>>,
 }
 
@@ -36,7 +40,7 @@ fn map_connect_err(url: &str, e: sqlx::Error) -> StoreError {
     }
 }
 
-fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+pub(crate) fn conflict_or(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     if let Some(d) = e.as_database_error() {
         if d.is_unique_violation() {
             return StoreError::Conflict(what());
@@ -196,7 +200,7 @@ impl SqlStore {
         &self.pool
     }
 
-    async fn begin_write(&self) -> Result<WriteTx<'_>> {
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx<'_>> {
         let gate = match self.backend {
             Backend::Sqlite => Some(self.write_gate.lock().await),
             Backend::Postgres => None,
@@ -205,7 +209,7 @@ impl SqlStore {
         Ok(WriteTx { tx, _gate: gate })
     }
 
-    async fn append_audit(
+    pub(crate) async fn append_audit(
         &self,
         tx: &mut Transaction<'static, Any>,
         actor: &Actor,
@@ -381,7 +385,8 @@ impl Store for SqlStore {
              (SELECT COUNT(*) FROM region WHERE code BETWEEN $1 AND $2 AND level = 4), \
              (SELECT COUNT(*) FROM region WHERE code BETWEEN $1 AND $2 AND level = 5), \
              (SELECT COUNT(*) FROM hamlet WHERE village_code BETWEEN $1 AND $2), \
-             (SELECT COUNT(*) FROM terminal WHERE region_code BETWEEN $1 AND $2), \
+             (SELECT COUNT(*) FROM eb_resource WHERE region_code BETWEEN $1 AND $2 AND retired_at_ms IS NULL \
+             AND kind IN ('outdoor_loudspeaker','column_speaker','in_home_receiver','set_top_box','building_pa')), \
              (SELECT COUNT(*) FROM steward WHERE region_code BETWEEN $1 AND $2), \
              (SELECT COUNT(*) FROM outlet WHERE region_code BETWEEN $1 AND $2)",
         )
@@ -557,23 +562,23 @@ impl Store for SqlStore {
             .collect();
         insert_rows(&mut w.tx, crate::bulk::max_params(self.backend), "outlet", &["kind", "region_code", "name", "address", "phone", "hotline"], &outlets, "")
             .await?;
-        let terminals: Vec<Vec<Val>> = b
+        let terminals: Vec<crate::eb::NewResource> = b
             .terminals
             .iter()
-            .map(|t| {
-                vec![
-                    s(t.kind.key()),
-                    s(t.region_code.as_str()),
-                    s(&t.name),
-                    s(&t.vendor),
-                    s(&t.model),
-                    Val::F(t.lon),
-                    Val::F(t.lat),
-                ]
+            .map(|t| crate::eb::NewResource {
+                kind: cuncun_domain::eb::ResourceKind::from_terminal_kind(t.kind),
+                region_code: t.region_code.clone(),
+                name: t.name.clone(),
+                vendor: t.vendor.clone(),
+                model: t.model.clone(),
+                lon: t.lon,
+                lat: t.lat,
+                install_date: String::new(),
+                ebrid: None,
+                secret_hash: String::new(),
             })
             .collect();
-        insert_rows(&mut w.tx, crate::bulk::max_params(self.backend), "terminal", &["kind", "region_code", "name", "vendor", "model", "lon", "lat"], &terminals, "")
-            .await?;
+        self.insert_resources_tx(&mut w.tx, &terminals).await?;
         let summary = serde_json::json!({
             "hamlets": b.hamlets.len(), "households": b.households.len(), "stewards": b.stewards.len(),
             "outlets": b.outlets.len(), "terminals": b.terminals.len()
@@ -584,7 +589,7 @@ impl Store for SqlStore {
         if self.backend == Backend::Postgres && b.households.len() >= 10_000 {
             // After a large load, fresh statistics and a visibility map let PostgreSQL answer
             // counts by index-only scans instead of reading every row (autovacuum would, later).
-            sqlx::query("VACUUM (ANALYZE) household, hamlet, terminal, outlet, steward").execute(&self.pool).await?;
+            sqlx::query("VACUUM (ANALYZE) household, hamlet, eb_resource, outlet, steward").execute(&self.pool).await?;
         }
         Ok(())
     }

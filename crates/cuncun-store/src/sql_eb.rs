@@ -1,0 +1,851 @@
+//! The SQL implementation of [`EbStore`].
+
+use crate::bulk::{Val, insert_rows, max_params};
+use crate::eb::*;
+use crate::sql::SqlStore;
+use crate::{Actor, Result, Store, StoreError, now_ms};
+use async_trait::async_trait;
+use cuncun_domain::RegionCode;
+use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
+use cuncun_domain::protocol::{LogEntry, Stage};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+const RES_COLS: &str = "r.id, r.ebrid, r.kind, r.region_code, r.name, r.vendor, r.model, r.lon, r.lat, \
+     r.install_date, r.retired_at_ms, r.created_at_ms, r.secret_hash";
+
+fn bad(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(format!("stored {what} is invalid: {e}"))
+}
+
+fn resource_of(row: &AnyRow) -> Result<Resource> {
+    let kind: String = row.try_get(2)?;
+    let region: String = row.try_get(3)?;
+    let secret: String = row.try_get(12)?;
+    Ok(Resource {
+        id: row.try_get(0)?,
+        ebrid: row.try_get(1)?,
+        kind: ResourceKind::parse(&kind).ok_or_else(|| bad("resource kind", &kind))?,
+        region_code: RegionCode::parse(&region).map_err(|e| bad("resource region", e))?,
+        name: row.try_get(4)?,
+        vendor: row.try_get(5)?,
+        model: row.try_get(6)?,
+        lon: row.try_get(7)?,
+        lat: row.try_get(8)?,
+        install_date: row.try_get(9)?,
+        retired_at_ms: row.try_get(10)?,
+        created_at_ms: row.try_get(11)?,
+        has_secret: !secret.is_empty(),
+    })
+}
+
+const MSG_COLS: &str = "id, ebmid, msg_type, related_ebmid, priority, drill, event_type, severity, title, body, lang, \
+     audio_sha256, audio_size, areas, start_ms, end_ms, repeat_count, volume, status, source, owner_region, \
+     author_id, approver_id, created_at_ms, approved_at_ms, completed_at_ms";
+
+fn message_of(row: &AnyRow) -> Result<Message> {
+    let areas: String = row.try_get(13)?;
+    let status: String = row.try_get(18)?;
+    let owner: String = row.try_get(20)?;
+    let drill: i64 = row.try_get(5)?;
+    let severity: i64 = row.try_get(7)?;
+    Ok(Message {
+        id: row.try_get(0)?,
+        ebmid: row.try_get(1)?,
+        msg_type: row.try_get(2)?,
+        related_ebmid: row.try_get(3)?,
+        priority: row.try_get(4)?,
+        drill: drill != 0,
+        event_type: row.try_get(6)?,
+        severity: severity.clamp(0, 9) as u8,
+        title: row.try_get(8)?,
+        body: row.try_get(9)?,
+        lang: row.try_get(10)?,
+        audio_sha256: row.try_get(11)?,
+        audio_size: row.try_get(12)?,
+        areas: areas
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(RegionCode::parse)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| bad("message area", e))?,
+        start_ms: row.try_get(14)?,
+        end_ms: row.try_get(15)?,
+        repeat_count: row.try_get(16)?,
+        volume: row.try_get(17)?,
+        status: MessageStatus::parse(&status).ok_or_else(|| bad("message status", &status))?,
+        source: row.try_get(19)?,
+        owner_region: RegionCode::parse(&owner).map_err(|e| bad("message owner", e))?,
+        author_id: row.try_get(21)?,
+        approver_id: row.try_get(22)?,
+        created_at_ms: row.try_get(23)?,
+        approved_at_ms: row.try_get(24)?,
+        completed_at_ms: row.try_get(25)?,
+    })
+}
+
+const TERMINAL_KINDS: &str =
+    "('outdoor_loudspeaker','column_speaker','in_home_receiver','set_top_box','building_pa')";
+
+/// SQL condition "region_code lies in one of these areas", with its bind values.
+fn area_condition(col: &str, areas: &[RegionCode], first_param: usize) -> (String, Vec<String>) {
+    let mut parts = Vec::new();
+    let mut binds = Vec::new();
+    for (i, a) in areas.iter().enumerate() {
+        let (lo, hi) = a.subtree_bounds();
+        parts.push(format!("{col} BETWEEN ${} AND ${}", first_param + 2 * i, first_param + 2 * i + 1));
+        binds.push(lo);
+        binds.push(hi);
+    }
+    if parts.is_empty() {
+        ("1 = 0".into(), binds)
+    } else {
+        (format!("({})", parts.join(" OR ")), binds)
+    }
+}
+
+impl SqlStore {
+    /// Assigns codes to resources that have none: the next free sequence per (region, kind).
+    pub(crate) async fn assign_codes(&self, tx: &mut Transaction<'static, Any>, rs: &[NewResource]) -> Result<Vec<String>> {
+        let mut next: std::collections::HashMap<(String, ResourceKind), u32> = std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(rs.len());
+        for r in rs {
+            if let Some(e) = &r.ebrid {
+                out.push(e.as_str().to_string());
+                continue;
+            }
+            let key = (r.region_code.as_str().to_string(), r.kind);
+            let n = match next.get(&key) {
+                Some(n) => *n,
+                None => {
+                    let used: i64 = sqlx::query("SELECT COUNT(*) FROM eb_resource WHERE region_code = $1 AND kind = $2")
+                        .bind(r.region_code.as_str())
+                        .bind(r.kind.key())
+                        .fetch_one(&mut **tx)
+                        .await?
+                        .try_get(0)?;
+                    used as u32 + 1
+                }
+            };
+            next.insert(key, n + 1);
+            let e = Ebrid::generate(&r.region_code, r.kind, n).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            out.push(e.as_str().to_string());
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn insert_resources_tx(&self, tx: &mut Transaction<'static, Any>, rs: &[NewResource]) -> Result<()> {
+        let codes = self.assign_codes(tx, rs).await?;
+        let now = now_ms();
+        let rows: Vec<Vec<Val>> = rs
+            .iter()
+            .zip(&codes)
+            .map(|(r, c)| {
+                vec![
+                    Val::T(c.clone()),
+                    Val::T(r.kind.key().into()),
+                    Val::T(r.region_code.as_str().into()),
+                    Val::T(r.name.clone()),
+                    Val::T(r.vendor.clone()),
+                    Val::T(r.model.clone()),
+                    Val::F(r.lon),
+                    Val::F(r.lat),
+                    Val::T(r.install_date.clone()),
+                    Val::T(r.secret_hash.clone()),
+                    Val::I(now),
+                ]
+            })
+            .collect();
+        insert_rows(
+            tx,
+            max_params(self.backend()),
+            "eb_resource",
+            &["ebrid", "kind", "region_code", "name", "vendor", "model", "lon", "lat", "install_date", "secret_hash", "created_at_ms"],
+            &rows,
+            "",
+        )
+        .await
+        .map_err(|e| crate::sql::conflict_or(e, || "a resource code in the batch already exists".into()))?;
+        Ok(())
+    }
+
+    async fn fetch_message(&self, tx: &mut Transaction<'static, Any>, id: i64) -> Result<Message> {
+        let row = sqlx::query(&format!("SELECT {MSG_COLS} FROM eb_message WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
+        message_of(&row)
+    }
+}
+
+#[async_trait]
+impl EbStore for SqlStore {
+    async fn add_resource(&self, r: &NewResource, actor: &Actor) -> Result<Resource> {
+        let mut w = self.begin_write().await?;
+        let code = self.assign_codes(&mut w.tx, std::slice::from_ref(r)).await?.remove(0);
+        let id: i64 = sqlx::query(
+            "INSERT INTO eb_resource (ebrid, kind, region_code, name, vendor, model, lon, lat, install_date, secret_hash, created_at_ms) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id",
+        )
+        .bind(code.as_str())
+        .bind(r.kind.key())
+        .bind(r.region_code.as_str())
+        .bind(r.name.trim())
+        .bind(r.vendor.trim())
+        .bind(r.model.trim())
+        .bind(r.lon)
+        .bind(r.lat)
+        .bind(r.install_date.trim())
+        .bind(r.secret_hash.as_str())
+        .bind(now_ms())
+        .fetch_one(&mut *w.tx)
+        .await
+        .map_err(|e| crate::sql::conflict_or(e, || format!("resource code {code} already exists")))?
+        .try_get(0)?;
+        let row = sqlx::query(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.id = $1"))
+            .bind(id)
+            .fetch_one(&mut *w.tx)
+            .await?;
+        let res = resource_of(&row)?;
+        let after = serde_json::to_string(&res).unwrap_or_default();
+        self.append_audit(&mut w.tx, actor, "resource.create", "eb_resource", &code, "", &after).await?;
+        w.tx.commit().await?;
+        Ok(res)
+    }
+
+    async fn insert_resources(&self, rs: &[NewResource], actor: &Actor) -> Result<u64> {
+        let mut w = self.begin_write().await?;
+        self.insert_resources_tx(&mut w.tx, rs).await?;
+        let summary = serde_json::json!({ "resources": rs.len() }).to_string();
+        self.append_audit(&mut w.tx, actor, "resource.import", "eb_resource", "batch", "", &summary).await?;
+        w.tx.commit().await?;
+        Ok(rs.len() as u64)
+    }
+
+    async fn resource(&self, id: i64) -> Result<Option<Resource>> {
+        let row = sqlx::query(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(resource_of).transpose()
+    }
+
+    async fn resource_by_ebrid(&self, ebrid: &str) -> Result<Option<Resource>> {
+        let row = sqlx::query(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.ebrid = $1"))
+            .bind(ebrid)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(resource_of).transpose()
+    }
+
+    async fn resources_in(
+        &self,
+        scope: &RegionCode,
+        kinds: &[ResourceKind],
+        include_retired: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ResourceWithStatus>> {
+        let (lo, hi) = scope.subtree_bounds();
+        let kind_list: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.key())).collect();
+        let kind_cond = if kinds.is_empty() { String::new() } else { format!(" AND r.kind IN ({})", kind_list.join(",")) };
+        let retired = if include_retired { "" } else { " AND r.retired_at_ms IS NULL" };
+        let rows = sqlx::query(&format!(
+            "SELECT {RES_COLS}, s.online, s.last_seen_ms, s.state, s.volume, s.task, s.faults \
+             FROM eb_resource r LEFT JOIN terminal_status s ON s.resource_id = r.id \
+             WHERE r.region_code BETWEEN $1 AND $2{kind_cond}{retired} ORDER BY r.region_code, r.ebrid LIMIT $3 OFFSET $4"
+        ))
+        .bind(lo.as_str())
+        .bind(hi.as_str())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let online: Option<i64> = row.try_get(13)?;
+                Ok(ResourceWithStatus {
+                    resource: resource_of(row)?,
+                    online: online.map(|o| o != 0),
+                    last_seen_ms: row.try_get(14)?,
+                    state: row.try_get::<Option<String>, _>(15)?.unwrap_or_default(),
+                    volume: row.try_get::<Option<i64>, _>(16)?.unwrap_or(0),
+                    task: row.try_get(17)?,
+                    faults: row.try_get::<Option<String>, _>(18)?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    async fn update_resource(&self, id: i64, p: &ResourcePatch, actor: &Actor) -> Result<Resource> {
+        let mut w = self.begin_write().await?;
+        let row = sqlx::query(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("resource {id}")))?;
+        let before = resource_of(&row)?;
+        let mut r = before.clone();
+        if let Some(v) = &p.name {
+            r.name = v.trim().into();
+        }
+        if let Some(v) = &p.vendor {
+            r.vendor = v.trim().into();
+        }
+        if let Some(v) = &p.model {
+            r.model = v.trim().into();
+        }
+        if let Some(v) = &p.install_date {
+            r.install_date = v.trim().into();
+        }
+        sqlx::query("UPDATE eb_resource SET name=$1, vendor=$2, model=$3, install_date=$4 WHERE id=$5")
+            .bind(r.name.as_str())
+            .bind(r.vendor.as_str())
+            .bind(r.model.as_str())
+            .bind(r.install_date.as_str())
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?;
+        let (b, a) = (serde_json::to_string(&before).unwrap_or_default(), serde_json::to_string(&r).unwrap_or_default());
+        self.append_audit(&mut w.tx, actor, "resource.update", "eb_resource", &r.ebrid, &b, &a).await?;
+        w.tx.commit().await?;
+        Ok(r)
+    }
+
+    async fn retire_resource(&self, id: i64, actor: &Actor) -> Result<Resource> {
+        let mut w = self.begin_write().await?;
+        let now = now_ms();
+        let n = sqlx::query("UPDATE eb_resource SET retired_at_ms = $1, secret_hash = '' WHERE id = $2 AND retired_at_ms IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("active resource {id}")));
+        }
+        let row = sqlx::query(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.id = $1"))
+            .bind(id)
+            .fetch_one(&mut *w.tx)
+            .await?;
+        let r = resource_of(&row)?;
+        self.append_audit(&mut w.tx, actor, "resource.retire", "eb_resource", &r.ebrid, "", &format!("{{\"retired_at_ms\":{now}}}"))
+            .await?;
+        w.tx.commit().await?;
+        Ok(r)
+    }
+
+    async fn set_secret_hashes(&self, pairs: &[(String, String)], actor: &Actor) -> Result<u64> {
+        let mut w = self.begin_write().await?;
+        let mut n = 0;
+        for (ebrid, hash) in pairs {
+            n += sqlx::query("UPDATE eb_resource SET secret_hash = $1 WHERE ebrid = $2 AND retired_at_ms IS NULL")
+                .bind(hash.as_str())
+                .bind(ebrid.as_str())
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+        }
+        // The secrets themselves never enter the log; only that they were set.
+        let after = serde_json::json!({ "devices": n }).to_string();
+        let id = if pairs.len() == 1 { pairs[0].0.clone() } else { "batch".into() };
+        self.append_audit(&mut w.tx, actor, "resource.secret", "eb_resource", &id, "", &after).await?;
+        w.tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn device_credentials(&self) -> Result<Vec<DeviceCredential>> {
+        let rows = sqlx::query(
+            "SELECT ebrid, secret_hash FROM eb_resource WHERE retired_at_ms IS NULL AND secret_hash <> ''",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let ebrid: String = r.try_get(0)?;
+                let region12 = ebrid.get(1..13).unwrap_or_default().to_string();
+                Ok(DeviceCredential { ebrid, secret_hash: r.try_get(1)?, region12 })
+            })
+            .collect()
+    }
+
+    async fn apply_status(&self, changes: &[StatusChange]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.begin_write().await?;
+        for c in changes {
+            match c {
+                StatusChange::Online { ebrid, at_ms } => {
+                    sqlx::query(
+                        "INSERT INTO terminal_status (resource_id, online, changed_ms, last_seen_ms) \
+                         SELECT id, 1, $2, $2 FROM eb_resource WHERE ebrid = $1 \
+                         ON CONFLICT (resource_id) DO UPDATE SET online = 1, changed_ms = excluded.changed_ms, last_seen_ms = excluded.last_seen_ms",
+                    )
+                    .bind(ebrid.as_str())
+                    .bind(*at_ms)
+                    .execute(&mut *w.tx)
+                    .await?;
+                    // Close a dangling interval (a crash of the platform) before opening a new one.
+                    sqlx::query(
+                        "UPDATE terminal_online SET to_ms = $2 WHERE to_ms IS NULL AND resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)",
+                    )
+                    .bind(ebrid.as_str())
+                    .bind(*at_ms)
+                    .execute(&mut *w.tx)
+                    .await?;
+                    sqlx::query("INSERT INTO terminal_online (resource_id, from_ms) SELECT id, $2 FROM eb_resource WHERE ebrid = $1")
+                        .bind(ebrid.as_str())
+                        .bind(*at_ms)
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
+                StatusChange::Offline { ebrid, at_ms } => {
+                    sqlx::query(
+                        "UPDATE terminal_status SET online = 0, changed_ms = $2 WHERE resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)",
+                    )
+                    .bind(ebrid.as_str())
+                    .bind(*at_ms)
+                    .execute(&mut *w.tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE terminal_online SET to_ms = $2 WHERE to_ms IS NULL AND resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)",
+                    )
+                    .bind(ebrid.as_str())
+                    .bind(*at_ms)
+                    .execute(&mut *w.tx)
+                    .await?;
+                }
+                StatusChange::Heartbeat { ebrid, at_ms, hb } => {
+                    let state = serde_json::to_value(hb.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                    sqlx::query(
+                        "UPDATE terminal_status SET last_seen_ms = $2, state = $3, volume = $4, task = $5, faults = $6 \
+                         WHERE resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)",
+                    )
+                    .bind(ebrid.as_str())
+                    .bind(*at_ms)
+                    .bind(state)
+                    .bind(hb.volume as i64)
+                    .bind(hb.task.as_deref())
+                    .bind(hb.faults.join(","))
+                    .execute(&mut *w.tx)
+                    .await?;
+                }
+            }
+        }
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_logs(&self, logs: &[(String, LogEntry)]) -> Result<u64> {
+        if logs.is_empty() {
+            return Ok(0);
+        }
+        let mut w = self.begin_write().await?;
+        let now = now_ms();
+        let mut n = 0;
+        for (ebrid, l) in logs {
+            n += sqlx::query(
+                "INSERT INTO eb_broadcast_log (resource_id, ebmid, source, start_ms, end_ms, volume, result, at_ms) \
+                 SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM eb_resource WHERE ebrid = $1",
+            )
+            .bind(ebrid.as_str())
+            .bind(l.id.as_str())
+            .bind(l.source.as_str())
+            .bind(l.start)
+            .bind(l.end)
+            .bind(l.volume as i64)
+            .bind(l.result.as_deref())
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        }
+        w.tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn reach(&self, areas: &[RegionCode], terminals: &[Ebrid]) -> Result<Reach> {
+        let (cond, binds) = area_condition("r.region_code", areas, 1);
+        let explicit: Vec<String> = terminals.iter().map(|t| format!("'{}'", t.as_str())).collect();
+        // Ebrid values are 23 validated digits, safe to inline.
+        let tcond = if explicit.is_empty() { cond.clone() } else { format!("({cond} OR r.ebrid IN ({}))", explicit.join(",")) };
+        let sql_t = format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN s.online = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM eb_resource r LEFT JOIN terminal_status s ON s.resource_id = r.id \
+             WHERE r.retired_at_ms IS NULL AND r.kind IN {TERMINAL_KINDS} AND {tcond}"
+        );
+        let mut qt = sqlx::query(&sql_t);
+        for b in &binds {
+            qt = qt.bind(b.as_str());
+        }
+        let t = qt.fetch_one(self.pool()).await?;
+        let (vcond, vbinds) = area_condition("code", areas, 1);
+        let sql_v = format!("SELECT COUNT(*) FROM region WHERE level = 5 AND {vcond}");
+        let mut qv = sqlx::query_scalar::<_, i64>(&sql_v);
+        for b in &vbinds {
+            qv = qv.bind(b.as_str());
+        }
+        let villages = qv.fetch_one(self.pool()).await?;
+        let (hcond, hbinds) = area_condition("village_code", areas, 1);
+        let sql_h = format!("SELECT COUNT(*), CAST(COALESCE(SUM(members), 0) AS BIGINT) FROM household WHERE {hcond}");
+        let mut qh = sqlx::query(&sql_h);
+        for b in &hbinds {
+            qh = qh.bind(b.as_str());
+        }
+        let h = qh.fetch_one(self.pool()).await?;
+        Ok(Reach {
+            terminals: t.try_get(0)?,
+            online: t.try_get(1)?,
+            villages,
+            households: h.try_get(0)?,
+            population: h.try_get(1)?,
+        })
+    }
+
+    async fn create_message(&self, m: &NewMessage, actor: &Actor) -> Result<Message> {
+        let mut w = self.begin_write().await?;
+        // Daily sequence (Beijing date) for the EBMID.
+        let beijing = chrono_day(now_ms());
+        let n: i64 = sqlx::query(
+            "INSERT INTO eb_sequence (day, n) VALUES ($1, 1) ON CONFLICT (day) DO UPDATE SET n = eb_sequence.n + 1 RETURNING n",
+        )
+        .bind(beijing.as_str())
+        .fetch_one(&mut *w.tx)
+        .await?
+        .try_get(0)?;
+        let ebmid = cuncun_domain::eb::ebmid(&m.platform, &beijing, n as u32).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let areas: Vec<&str> = m.areas.iter().map(|a| a.as_str()).collect();
+        let now = now_ms();
+        let id: i64 = sqlx::query(
+            "INSERT INTO eb_message (ebmid, msg_type, related_ebmid, priority, drill, event_type, severity, title, body, lang, \
+             audio_sha256, audio_size, areas, start_ms, end_ms, repeat_count, volume, status, source, owner_region, author_id, \
+             created_at_ms, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,'draft',$18,$19,$20,$21,$21) RETURNING id",
+        )
+        .bind(ebmid.as_str())
+        .bind(m.msg_type.as_str())
+        .bind(m.related_ebmid.as_deref())
+        .bind(m.priority.as_str())
+        .bind(m.drill as i64)
+        .bind(m.event_type.as_str())
+        .bind(m.severity as i64)
+        .bind(m.title.as_str())
+        .bind(m.body.as_str())
+        .bind(m.lang.as_str())
+        .bind(m.audio_sha256.as_deref())
+        .bind(m.audio_size)
+        .bind(areas.join(","))
+        .bind(m.start_ms)
+        .bind(m.end_ms)
+        .bind(m.repeat_count)
+        .bind(m.volume)
+        .bind(m.source.as_str())
+        .bind(m.owner_region.as_str())
+        .bind(m.author_id)
+        .bind(now)
+        .fetch_one(&mut *w.tx)
+        .await?
+        .try_get(0)?;
+        for t in &m.terminals {
+            let n = sqlx::query(
+                "INSERT INTO eb_message_terminal (message_id, resource_id) SELECT $1, id FROM eb_resource WHERE ebrid = $2 AND retired_at_ms IS NULL",
+            )
+            .bind(id)
+            .bind(t.as_str())
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::Invalid(format!("terminal {t} does not exist or is retired")));
+            }
+        }
+        let msg = self.fetch_message(&mut w.tx, id).await?;
+        let after = serde_json::to_string(&msg).unwrap_or_default();
+        self.append_audit(&mut w.tx, actor, "message.create", "eb_message", &ebmid, "", &after).await?;
+        w.tx.commit().await?;
+        Ok(msg)
+    }
+
+    async fn message(&self, id: i64) -> Result<Option<Message>> {
+        let row = sqlx::query(&format!("SELECT {MSG_COLS} FROM eb_message WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(message_of).transpose()
+    }
+
+    async fn message_by_ebmid(&self, ebmid: &str) -> Result<Option<Message>> {
+        let row = sqlx::query(&format!("SELECT {MSG_COLS} FROM eb_message WHERE ebmid = $1"))
+            .bind(ebmid)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(message_of).transpose()
+    }
+
+    async fn messages_recent(&self, limit: i64) -> Result<Vec<Message>> {
+        let rows = sqlx::query(&format!("SELECT {MSG_COLS} FROM eb_message ORDER BY id DESC LIMIT $1"))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(message_of).collect()
+    }
+
+    async fn transition_message(
+        &self,
+        id: i64,
+        from: MessageStatus,
+        to: MessageStatus,
+        approver_id: Option<i64>,
+        actor: &Actor,
+    ) -> Result<Message> {
+        let mut w = self.begin_write().await?;
+        let before = self.fetch_message(&mut w.tx, id).await?;
+        let now = now_ms();
+        let n = sqlx::query(
+            "UPDATE eb_message SET status = $1, updated_at_ms = $2, \
+             approver_id = COALESCE($3, approver_id), \
+             approved_at_ms = CASE WHEN $1 = 'approved' THEN $2 ELSE approved_at_ms END, \
+             completed_at_ms = CASE WHEN $1 IN ('completed','cancelled','expired') THEN $2 ELSE completed_at_ms END \
+             WHERE id = $4 AND status = $5",
+        )
+        .bind(to.key())
+        .bind(now)
+        .bind(approver_id)
+        .bind(id)
+        .bind(from.key())
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "message {} is {}, not {}; reload and try again",
+                before.ebmid,
+                before.status.key(),
+                from.key()
+            )));
+        }
+        if to == MessageStatus::Approved {
+            // Fix the targets now: terminals in the areas plus the explicitly named ones.
+            let (cond, binds) = area_condition("region_code", &before.areas, 2);
+            let sql = format!(
+                "INSERT INTO eb_delivery (message_id, resource_id) SELECT $1, id FROM eb_resource \
+                 WHERE retired_at_ms IS NULL AND kind IN {TERMINAL_KINDS} AND ({cond} OR id IN (SELECT resource_id FROM eb_message_terminal WHERE message_id = $1)) \
+                 ON CONFLICT DO NOTHING"
+            );
+            let mut q = sqlx::query(&sql).bind(id);
+            for b in &binds {
+                q = q.bind(b.as_str());
+            }
+            q.execute(&mut *w.tx).await?;
+            sqlx::query("INSERT INTO eb_outbox (message_id, action, created_at_ms) VALUES ($1, 'dispatch', $2)")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        if to == MessageStatus::Cancelled && matches!(from, MessageStatus::Approved | MessageStatus::Dispatching) {
+            sqlx::query("INSERT INTO eb_outbox (message_id, action, created_at_ms) VALUES ($1, 'cancel', $2)")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        let after = self.fetch_message(&mut w.tx, id).await?;
+        let b = serde_json::json!({ "status": before.status.key() }).to_string();
+        let a = serde_json::json!({ "status": after.status.key(), "approver_id": after.approver_id, "areas": after.areas }).to_string();
+        self.append_audit(&mut w.tx, actor, &format!("message.{}", to.key()), "eb_message", &after.ebmid, &b, &a).await?;
+        w.tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn pending_outbox(&self) -> Result<Vec<OutboxItem>> {
+        let rows = sqlx::query("SELECT id, message_id, action FROM eb_outbox WHERE done_at_ms IS NULL ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok(OutboxItem { id: r.try_get(0)?, message_id: r.try_get(1)?, action: r.try_get(2)? }))
+            .collect()
+    }
+
+    async fn finish_outbox(&self, id: i64) -> Result<()> {
+        let _w = self.begin_write().await?;
+        sqlx::query("UPDATE eb_outbox SET done_at_ms = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    async fn record_sends(&self, message_id: i64, ebrids: &[String], at_ms: i64) -> Result<()> {
+        let mut w = self.begin_write().await?;
+        if ebrids.is_empty() {
+            sqlx::query("UPDATE eb_delivery SET sends = sends + 1, last_sent_ms = $1 WHERE message_id = $2")
+                .bind(at_ms)
+                .bind(message_id)
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        for e in ebrids {
+            sqlx::query(
+                "UPDATE eb_delivery SET sends = sends + 1, last_sent_ms = $1 WHERE message_id = $2 \
+                 AND resource_id = (SELECT id FROM eb_resource WHERE ebrid = $3)",
+            )
+            .bind(at_ms)
+            .bind(message_id)
+            .bind(e.as_str())
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn apply_receipts(&self, receipts: &[ReceiptIn]) -> Result<u64> {
+        if receipts.is_empty() {
+            return Ok(0);
+        }
+        let mut w = self.begin_write().await?;
+        let mut n = 0;
+        for r in receipts {
+            let (stage, col) = match r.stage {
+                Stage::Received => (1, "received_ms"),
+                Stage::Started => (2, "started_ms"),
+                Stage::Finished => (3, "finished_ms"),
+                Stage::Failed => (4, "finished_ms"),
+            };
+            // Stages only move forward; a late "received" after "started" changes nothing but
+            // fills its own timestamp. A receipt for a message the terminal was not targeted by
+            // matches no row and is ignored.
+            // Any later stage implies receipt: fill received_ms too (once per column: PostgreSQL
+            // refuses two assignments to one column).
+            let also = if col == "received_ms" { "" } else { ", received_ms = COALESCE(received_ms, $2)" };
+            let sql = format!(
+                "UPDATE eb_delivery SET stage = CASE WHEN stage < $1 THEN $1 ELSE stage END, \
+                 {col} = COALESCE({col}, $2){also}, \
+                 failed_reason = COALESCE($3, failed_reason) \
+                 WHERE message_id = (SELECT id FROM eb_message WHERE ebmid = $4) \
+                 AND resource_id = (SELECT id FROM eb_resource WHERE ebrid = $5)"
+            );
+            n += sqlx::query(&sql)
+                .bind(stage as i64)
+                .bind(r.ts)
+                .bind(r.reason.as_deref())
+                .bind(r.ebmid.as_str())
+                .bind(r.ebrid.as_str())
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+        }
+        w.tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn delivery_summary(&self, message_id: i64) -> Result<DeliverySummary> {
+        let r = sqlx::query(
+            "SELECT COUNT(*), \
+             CAST(COALESCE(SUM(CASE WHEN d.stage >= 1 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN d.stage >= 2 AND d.stage <> 4 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN d.stage = 3 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN d.stage = 4 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN d.stage = 0 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN d.stage = 0 AND COALESCE(s.online, 0) = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM eb_delivery d LEFT JOIN terminal_status s ON s.resource_id = d.resource_id WHERE d.message_id = $1",
+        )
+        .bind(message_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(DeliverySummary {
+            targets: r.try_get(0)?,
+            received: r.try_get(1)?,
+            started: r.try_get(2)?,
+            finished: r.try_get(3)?,
+            failed: r.try_get(4)?,
+            pending: r.try_get(5)?,
+            pending_offline: r.try_get(6)?,
+        })
+    }
+
+    async fn deliveries(&self, message_id: i64, only_unreceived: bool, limit: i64) -> Result<Vec<DeliveryRow>> {
+        let cond = if only_unreceived { " AND d.stage = 0" } else { "" };
+        let rows = sqlx::query(&format!(
+            "SELECT r.ebrid, r.name, r.region_code, d.stage, COALESCE(s.online, 0), d.received_ms, d.started_ms, d.finished_ms, \
+             d.failed_reason, d.sends FROM eb_delivery d JOIN eb_resource r ON r.id = d.resource_id \
+             LEFT JOIN terminal_status s ON s.resource_id = d.resource_id WHERE d.message_id = $1{cond} \
+             ORDER BY r.region_code, r.ebrid LIMIT $2"
+        ))
+        .bind(message_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let online: i64 = r.try_get(4)?;
+                Ok(DeliveryRow {
+                    ebrid: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    region_code: r.try_get(2)?,
+                    stage: r.try_get(3)?,
+                    online: online != 0,
+                    received_ms: r.try_get(5)?,
+                    started_ms: r.try_get(6)?,
+                    finished_ms: r.try_get(7)?,
+                    failed_reason: r.try_get(8)?,
+                    sends: r.try_get(9)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn pending_for_terminal(&self, ebrid: &str, now: i64) -> Result<Vec<Message>> {
+        let cols: Vec<String> = MSG_COLS.split(", ").map(|c| format!("m.{}", c.trim())).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM eb_message m JOIN eb_delivery d ON d.message_id = m.id \
+             JOIN eb_resource r ON r.id = d.resource_id \
+             WHERE r.ebrid = $1 AND d.stage = 0 AND m.status IN ('approved','dispatching') AND m.end_ms > $2 ORDER BY m.id",
+            cols.join(", ")
+        ))
+        .bind(ebrid)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(message_of).collect()
+    }
+
+    async fn active_messages(&self) -> Result<Vec<Message>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {MSG_COLS} FROM eb_message WHERE status IN ('approved','dispatching') ORDER BY id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(message_of).collect()
+    }
+}
+
+/// YYYYMMDD of a UTC millisecond instant in Beijing time (UTC+8, no daylight saving).
+pub fn chrono_day(ms: i64) -> String {
+    let days = (ms + 8 * 3_600_000).div_euclid(86_400_000);
+    // Civil-from-days (proleptic Gregorian), to avoid a date dependency in the store.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}{:02}{:02}", if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn beijing_day() {
+        // 2026-06-01 15:59:59 UTC is 23:59:59 in Beijing; a second later is the next day there.
+        assert_eq!(super::chrono_day(1_780_329_599_000), "20260601");
+        assert_eq!(super::chrono_day(1_780_329_600_000), "20260602");
+        assert_eq!(super::chrono_day(0), "19700101");
+    }
+}
