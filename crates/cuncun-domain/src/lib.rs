@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod eb;
 pub mod model;
+pub mod online;
 pub mod protocol;
 pub mod region;
 pub mod role;

@@ -185,8 +185,21 @@ pub struct Reach {
     pub population: i64,
 }
 
+/// A terminal's connection intervals overlapping a period, for the online rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineHistory {
+    pub ebrid: String,
+    pub name: String,
+    pub region_code: String,
+    pub created_ms: i64,
+    pub retired_ms: Option<i64>,
+    pub intervals: Vec<cuncun_domain::online::Interval>,
+}
+
 #[async_trait]
 pub trait EbStore: Send + Sync {
+    /// Terminals in `scope` registered before `to_ms` with their connections overlapping [from, to).
+    async fn online_history(&self, scope: &RegionCode, from_ms: i64, to_ms: i64) -> Result<Vec<OnlineHistory>>;
     async fn add_resource(&self, r: &NewResource, actor: &Actor) -> Result<Resource>;
     /// Bulk insert (imports, the demo); codes are generated where absent. Returns the rows.
     async fn insert_resources(&self, rs: &[NewResource], actor: &Actor) -> Result<u64>;

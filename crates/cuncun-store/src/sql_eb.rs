@@ -181,6 +181,42 @@ impl SqlStore {
 
 #[async_trait]
 impl EbStore for SqlStore {
+    async fn online_history(&self, scope: &RegionCode, from_ms: i64, to_ms: i64) -> Result<Vec<OnlineHistory>> {
+        let (lo, hi) = scope.subtree_bounds();
+        let rows = sqlx::query(&format!(
+            "SELECT r.ebrid, r.name, r.region_code, r.created_at_ms, r.retired_at_ms, o.from_ms, o.to_ms \
+             FROM eb_resource r LEFT JOIN terminal_online o ON o.resource_id = r.id \
+             AND o.from_ms < $4 AND (o.to_ms IS NULL OR o.to_ms > $3) \
+             WHERE r.region_code BETWEEN $1 AND $2 AND r.kind IN {TERMINAL_KINDS} AND r.created_at_ms < $4 \
+             AND (r.retired_at_ms IS NULL OR r.retired_at_ms > $3) ORDER BY r.region_code, r.ebrid, o.from_ms"
+        ))
+        .bind(lo.as_str())
+        .bind(hi.as_str())
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<OnlineHistory> = Vec::new();
+        for r in rows {
+            let ebrid: String = r.try_get(0)?;
+            if out.last().is_none_or(|h| h.ebrid != ebrid) {
+                out.push(OnlineHistory {
+                    ebrid,
+                    name: r.try_get(1)?,
+                    region_code: r.try_get(2)?,
+                    created_ms: r.try_get(3)?,
+                    retired_ms: r.try_get(4)?,
+                    intervals: Vec::new(),
+                });
+            }
+            let from: Option<i64> = r.try_get(5)?;
+            if let (Some(f), Some(h)) = (from, out.last_mut()) {
+                h.intervals.push((f, r.try_get(6)?));
+            }
+        }
+        Ok(out)
+    }
+
     async fn add_resource(&self, r: &NewResource, actor: &Actor) -> Result<Resource> {
         let mut w = self.begin_write().await?;
         let code = self.assign_codes(&mut w.tx, std::slice::from_ref(r)).await?.remove(0);

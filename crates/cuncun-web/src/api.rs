@@ -31,6 +31,11 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{id}", get(user).patch(patch_user))
         .route("/users/{id}/sessions", get(user_sessions).delete(revoke_user_sessions))
         .route("/audit", get(audit))
+        .route("/eb/terminals", get(eb_terminals).post(eb_register))
+        .route("/eb/messages", get(eb_messages).post(eb_compose))
+        .route("/eb/messages/{id}", get(eb_message))
+        .route("/eb/messages/{id}/undelivered", get(eb_undelivered))
+        .route("/eb/messages/{id}/{action}", axum::routing::post(eb_act))
         .fallback(|| async { AppError::NotFound("no such API endpoint; see /openapi.json".into()) })
 }
 
@@ -290,4 +295,106 @@ async fn audit(State(state): State<AppState>, c: Caller, Query(q): Query<AuditQ>
     let entries = state.store.audit_entries(q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 1000)).await?;
     let entries = crate::pages::visible_audit(&c, entries);
     Ok(Json(json!({ "items": entries })))
+}
+
+// ---- emergency broadcast ----
+
+#[derive(Deserialize)]
+struct PageQ {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn eb_terminals(State(state): State<AppState>, c: Caller, Query(q): Query<PageQ>) -> Result<Json<Value>, AppError> {
+    let rows = state
+        .store
+        .resources_in(&c.user.region_code, &[], false, q.limit.unwrap_or(500).clamp(1, 10_000), q.offset.unwrap_or(0).max(0))
+        .await?;
+    Ok(Json(json!({ "items": rows })))
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    kind: String,
+    region_code: String,
+    name: String,
+    #[serde(default)]
+    vendor: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    install_date: String,
+    lon: Option<f64>,
+    lat: Option<f64>,
+}
+
+async fn eb_register(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJson<RegisterBody>) -> Result<Response, AppError> {
+    let (r, secret) = crate::eb_pages::register_checked(
+        &state, &c, &b.kind, &b.region_code, &b.name, &b.vendor, &b.model, &b.install_date, b.lon, b.lat,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "resource": r, "secret": secret }))).into_response())
+}
+
+async fn eb_messages(State(state): State<AppState>, c: Caller) -> Result<Json<Value>, AppError> {
+    let items: Vec<_> =
+        state.store.messages_recent(500).await?.into_iter().filter(|m| crate::eb_pages::visible(&c, m)).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+struct ComposeBody {
+    #[serde(default)]
+    priority: Option<String>,
+    event_type: String,
+    #[serde(default)]
+    severity: Option<i64>,
+    title: String,
+    text: String,
+    #[serde(default)]
+    areas: Vec<String>,
+    #[serde(default)]
+    terminals: Vec<String>,
+    #[serde(default)]
+    valid_minutes: Option<i64>,
+    #[serde(default)]
+    repeat: Option<i64>,
+    #[serde(default)]
+    drill: bool,
+}
+
+async fn eb_compose(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJson<ComposeBody>) -> Result<Response, AppError> {
+    let f = crate::eb_pages::ComposeForm {
+        csrf: String::new(),
+        priority: b.priority.unwrap_or_else(|| "emergency".into()),
+        event_type: b.event_type,
+        severity: b.severity.map(|s| s.to_string()).unwrap_or_default(),
+        title: b.title,
+        text: b.text,
+        areas: b.areas.join(","),
+        terminals: b.terminals.join(","),
+        valid_minutes: b.valid_minutes.unwrap_or(120).to_string(),
+        repeat: b.repeat.unwrap_or(3).to_string(),
+        drill: b.drill.then(|| "1".to_string()),
+    };
+    let m = crate::eb_pages::compose_checked(&state, &c, &f).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "message": m }))).into_response())
+}
+
+async fn eb_message(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let m = crate::eb_pages::visible_message(&state, &c, id_param(&id)?).await?;
+    let reach = state.store.reach(&m.areas, &[]).await?;
+    let delivery = state.store.delivery_summary(m.id).await?;
+    Ok(Json(json!({ "message": m, "reach": reach, "delivery": delivery })))
+}
+
+async fn eb_undelivered(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let m = crate::eb_pages::visible_message(&state, &c, id_param(&id)?).await?;
+    let rows = state.store.deliveries(m.id, true, 100_000).await?;
+    Ok(Json(json!({ "items": rows })))
+}
+
+async fn eb_act(State(state): State<AppState>, c: Caller, Path((id, action)): Path<(String, String)>) -> Result<Json<Value>, AppError> {
+    let m = crate::eb_pages::act_checked(&state, &c, id_param(&id)?, &action).await?;
+    Ok(Json(json!({ "message": m })))
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod eb_pages;
 pub mod error;
 pub mod i18n;
 pub mod metrics;
@@ -47,25 +48,51 @@ pub struct AppState {
     pub opts: Arc<WebOptions>,
     pub limiter: Arc<auth::LoginLimiter>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The emergency broadcast service, when running (pages work without it, read-only).
+    pub eb: Option<Arc<cuncun_eb::EbHandle>>,
+    /// The region of this platform, for its resource code in message ids.
+    pub platform_region: Option<cuncun_domain::RegionCode>,
+    /// Audio store and text-to-speech; messages get spoken audio when present.
+    pub media: Option<Arc<Media>>,
+}
+
+pub struct Media {
+    pub cache: cuncun_media::TtsCache,
+    pub tts: Arc<dyn cuncun_media::Tts>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, opts: WebOptions) -> Self {
         let limiter = auth::LoginLimiter::new(opts.login_window, opts.login_per_user, opts.login_per_client);
-        AppState { store, opts: Arc::new(opts), limiter: Arc::new(limiter), metrics: Arc::new(metrics::Metrics::new()) }
+        AppState {
+            store,
+            opts: Arc::new(opts),
+            limiter: Arc::new(limiter),
+            metrics: Arc::new(metrics::Metrics::new()),
+            eb: None,
+            platform_region: None,
+            media: None,
+        }
     }
 }
 
 /// The application: pages, API, OpenAPI and static assets.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let media = state.media.as_ref().map(|m| cuncun_media::routes(m.cache.store().clone()));
+    let app = Router::new()
         .merge(pages::routes())
+        .merge(eb_pages::routes())
         .nest("/api/v1", api::routes())
         .route("/openapi.json", axum::routing::get(api::openapi))
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::html_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::middleware::from_fn(security_headers))
-        .with_state(state)
+        .with_state(state);
+    // Audio for terminals: public by content hash, outside the session-checked routes.
+    match media {
+        Some(m) => app.merge(m),
+        None => app,
+    }
 }
 
 /// Health, readiness and Prometheus metrics, for a separate (internal) listener.

@@ -44,7 +44,7 @@ pub struct Chrome {
 }
 
 impl Chrome {
-    fn of(c: &Caller, path: &str) -> Chrome {
+    pub fn of(c: &Caller, path: &str) -> Chrome {
         Chrome { lang: c.lang, user: Some(c.user.clone()), csrf: c.session.csrf_token.clone(), path: path.into() }
     }
     pub fn t(&self, key: &str) -> &'static str {
@@ -73,7 +73,7 @@ impl Chrome {
     }
 }
 
-fn render(t: &impl Template) -> Result<Response, AppError> {
+pub fn render(t: &impl Template) -> Result<Response, AppError> {
     t.render()
         .map(|s| Html(s).into_response())
         .map_err(|e| AppError::Internal(format!("template: {e}")))

@@ -10,7 +10,69 @@ use std::path::Path;
 pub struct Config {
     pub database: Database,
     pub web: Web,
+    pub bus: BusCfg,
+    pub eb: EbCfg,
+    pub media: MediaCfg,
     pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaCfg {
+    /// Where audio (uploads and text-to-speech renderings, named by SHA-256) is kept.
+    pub dir: String,
+    /// Render spoken audio for messages with espeak-ng (Debian package espeak-ng).
+    pub tts: bool,
+}
+
+impl Default for MediaCfg {
+    fn default() -> Self {
+        MediaCfg { dir: "cuncun-data/media".into(), tts: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusCfg {
+    /// "embedded" (the terminal gateway runs inside cuncun) or mqtt://host:port of an external
+    /// broker (Mosquitto, EMQX) that terminals connect to instead.
+    pub url: String,
+    /// Where the embedded gateway listens for terminals.
+    pub listen: String,
+    /// Terminals connected at once to the embedded gateway (the process needs this many open files).
+    pub max_connections: usize,
+    /// Credentials of the platform's own client at an external broker.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EbCfg {
+    /// The region this platform serves (its resource code and message ids derive from it).
+    pub region: Option<String>,
+    /// Seconds without a receipt before a target is sent the message again.
+    pub resend_after_s: u64,
+    /// Base URL terminals fetch audio from, e.g. http://192.168.1.10:8080.
+    pub media_base_url: String,
+}
+
+impl Default for BusCfg {
+    fn default() -> Self {
+        BusCfg {
+            url: "embedded".into(),
+            listen: "127.0.0.1:1883".into(),
+            max_connections: 19_000,
+            username: None,
+            password: None,
+        }
+    }
+}
+
+impl Default for EbCfg {
+    fn default() -> Self {
+        EbCfg { region: None, resend_after_s: 5, media_base_url: String::new() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,7 +101,14 @@ pub struct Log {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { database: Database::default(), web: Web::default(), log: Log::default() }
+        Config {
+            database: Database::default(),
+            web: Web::default(),
+            bus: BusCfg::default(),
+            eb: EbCfg::default(),
+            media: MediaCfg::default(),
+            log: Log::default(),
+        }
     }
 }
 impl Default for Database {
@@ -71,6 +140,12 @@ const ENV_KEYS: &[&str] = &[
     "CUNCUN_WEB_SECURE_COOKIES",
     "CUNCUN_WEB_SESSION_TTL_HOURS",
     "CUNCUN_LOG_LEVEL",
+    "CUNCUN_BUS_URL",
+    "CUNCUN_BUS_LISTEN",
+    "CUNCUN_BUS_USERNAME",
+    "CUNCUN_BUS_PASSWORD",
+    "CUNCUN_EB_REGION",
+    "CUNCUN_EB_MEDIA_BASE_URL",
 ];
 
 impl Config {
@@ -109,8 +184,20 @@ impl Config {
                         .map_err(|_| anyhow::anyhow!("environment variable {k}={v:?}: expected a whole number of hours"))?
                 }
                 "CUNCUN_LOG_LEVEL" => cfg.log.level = v.clone(),
+                "CUNCUN_BUS_URL" => cfg.bus.url = v.clone(),
+                "CUNCUN_BUS_LISTEN" => cfg.bus.listen = v.clone(),
+                "CUNCUN_BUS_USERNAME" => cfg.bus.username = Some(v.clone()),
+                "CUNCUN_BUS_PASSWORD" => cfg.bus.password = Some(v.clone()),
+                "CUNCUN_EB_REGION" => cfg.eb.region = Some(v.clone()),
+                "CUNCUN_EB_MEDIA_BASE_URL" => cfg.eb.media_base_url = v.clone(),
                 _ => {}
             }
+        }
+        if cfg.bus.url != "embedded" && !cfg.bus.url.starts_with("mqtt://") {
+            bail!("bus.url = {:?}: expected \"embedded\" or mqtt://host:port", cfg.bus.url);
+        }
+        if let Some(r) = &cfg.eb.region {
+            cuncun_domain::RegionCode::parse(r).map_err(|e| anyhow::anyhow!("eb.region: {e}"))?;
         }
         if cfg.web.session_ttl_hours == 0 {
             bail!("web.session_ttl_hours must be at least 1");

@@ -23,6 +23,9 @@ pub struct DemoArgs {
     pub listen: String,
     #[arg(long, default_value = "127.0.0.1:9090")]
     pub ops_listen: String,
+    /// Where simulated and real terminals connect (MQTT). Not 1883, to stay clear of a local Mosquitto.
+    #[arg(long, default_value = "127.0.0.1:1884")]
+    pub bus_listen: String,
     /// Load the data and exit without serving.
     #[arg(long)]
     pub no_serve: bool,
@@ -47,12 +50,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     cfg.web.listen = args.listen.clone();
     cfg.web.ops_listen = args.ops_listen.clone();
+    cfg.bus.listen = args.bus_listen.clone();
+    cfg.eb.region = Some(args.county.clone());
+    cfg.media.dir = args.data_dir.join("media").display().to_string();
     let county = RegionCode::parse(&args.county).with_context(|| format!("--county {}", args.county))?;
     if county.level() != RegionLevel::County {
         anyhow::bail!("--county {county}: expected a 6-digit county code, got a {}", county.level().key());
     }
     let store = crate::open_store(&cfg).await?;
-    let summary = load(&*store, &county).await?;
+    let summary = load(&*store, &county, &args.data_dir).await?;
     let password = crate::generate_password();
     let hash = cuncun_web::auth::hash_password(&password).map_err(anyhow::Error::msg)?;
     let mut others = Vec::new();
@@ -76,7 +82,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// Loads the county once; later runs find it and leave the data as it is.
-async fn load(store: &dyn Store, county: &RegionCode) -> anyhow::Result<String> {
+async fn load(store: &dyn Store, county: &RegionCode, data_dir: &std::path::Path) -> anyhow::Result<String> {
     let name = |r: Option<cuncun_domain::model::Region>| r.map(|r| r.name).unwrap_or_default();
     if store.region(county).await?.is_some() && store.user_credentials("admin").await?.is_some() {
         let c = store.region_counts(county).await?;
@@ -102,6 +108,7 @@ async fn load(store: &dyn Store, county: &RegionCode) -> anyhow::Result<String> 
     };
     store.insert_registry(&batch, &Actor::cli("demo")).await?;
     let townships: Vec<_> = regions.iter().filter(|r| r.level == RegionLevel::Township).collect();
+    network(store, &regions, county, data_dir).await?;
     // The accounts are created with an unusable hash; `run` sets the password printed this time.
     let placeholder = cuncun_web::auth::hash_password(&crate::generate_password()).map_err(anyhow::Error::msg)?;
     for (username, display, role, at) in ACCOUNTS {
@@ -136,4 +143,62 @@ async fn load(store: &dyn Store, county: &RegionCode) -> anyhow::Result<String> 
         c.outlets,
         c.terminals
     ))
+}
+
+/// The county platform and a front-end (broadcast room) per township and village; every device
+/// gets a secret, written for the simulator to `<data_dir>/sim-credentials.csv` (mode 0600).
+async fn network(
+    store: &dyn Store,
+    regions: &[cuncun_domain::model::Region],
+    county: &RegionCode,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use cuncun_domain::eb::ResourceKind;
+    use cuncun_store::eb::NewResource;
+    let mut rs = vec![NewResource {
+        kind: ResourceKind::Platform,
+        region_code: county.clone(),
+        name: "县级应急广播平台".into(),
+        vendor: "cuncun".into(),
+        model: env!("CARGO_PKG_VERSION").into(),
+        lon: None,
+        lat: None,
+        install_date: "2024-01-01".into(),
+        ebrid: None,
+        secret_hash: String::new(),
+    }];
+    for r in regions.iter().filter(|r| matches!(r.level, RegionLevel::Township | RegionLevel::Village)) {
+        let short = r.name.trim_end_matches("村民委员会").trim_end_matches("居民委员会");
+        rs.push(NewResource {
+            kind: ResourceKind::FrontEnd,
+            region_code: r.code.clone(),
+            name: format!("{short}广播室"),
+            vendor: "数码视讯".into(),
+            model: "EB-FE100".into(),
+            lon: None,
+            lat: None,
+            install_date: "2023-09-15".into(),
+            ebrid: None,
+            secret_hash: String::new(),
+        });
+    }
+    store.insert_resources(&rs, &Actor::cli("demo")).await?;
+    let devices = store.resources_in(county, &[], false, 1_000_000, 0).await?;
+    let mut pairs = Vec::new();
+    let mut csv = String::from("id,secret\n");
+    for d in devices.iter().filter(|d| d.resource.kind != ResourceKind::Platform) {
+        let secret = cuncun_eb::new_secret();
+        csv.push_str(&format!("{},{}\n", d.resource.ebrid, secret));
+        pairs.push((d.resource.ebrid.clone(), cuncun_eb::hash_secret(&secret)));
+    }
+    store.set_secret_hashes(&pairs, &Actor::cli("demo")).await?;
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join("sim-credentials.csv");
+    std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 mod bench;
 mod config;
 mod demo;
+mod sim_cmd;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -43,7 +44,9 @@ enum Cmd {
     Audit(AuditCmd),
     /// Benchmarks (figures go to docs/PERFORMANCE.md).
     #[command(subcommand)]
-    Bench(bench::BenchCmd),
+    Bench(sim_cmd::BenchCmd),
+    /// Simulated terminals (terminal protocol v1) against the gateway or a broker.
+    Sim(sim_cmd::SimArgs),
 }
 
 #[derive(Subcommand)]
@@ -179,7 +182,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Cmd::Bench(b) => bench::run(&cfg, b).await?,
+        Cmd::Bench(sim_cmd::BenchCmd::Other(b)) => bench::run(&cfg, b).await?,
+        Cmd::Bench(sim_cmd::BenchCmd::Fanout(a)) => sim_cmd::bench_fanout(a).await?,
+        Cmd::Sim(a) => sim_cmd::run(a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -200,18 +205,68 @@ pub async fn import_regions(
     Ok((report, counts))
 }
 
+/// Starts the terminal bus (embedded gateway or external broker) and the emergency broadcast
+/// service over it.
+pub async fn start_eb(
+    cfg: &Config,
+    store: Arc<dyn Store>,
+    web_addr: std::net::SocketAddr,
+) -> anyhow::Result<Arc<cuncun_eb::EbHandle>> {
+    let auth = Arc::new(cuncun_eb::DeviceAuth::new(store.device_credentials().await?));
+    let (bus, events) = if cfg.bus.url == "embedded" {
+        let listener = cuncun_web::bind("bus.listen", &cfg.bus.listen).await?;
+        tracing::info!(addr = %listener.local_addr()?, "terminal gateway listening");
+        let gw = cuncun_gateway::GatewayConfig { max_connections: cfg.bus.max_connections, ..Default::default() };
+        cuncun_gateway::start_embedded(vec![listener], gw, auth.clone()).await?
+    } else {
+        let id = format!("cuncun-platform-{}", &generate_password()[..8]);
+        cuncun_gateway::connect_external(&cfg.bus.url, &id, cfg.bus.username.as_deref(), cfg.bus.password.as_deref())
+            .await
+            .with_context(|| format!("bus.url = {}", cfg.bus.url))?
+    };
+    let eb_cfg = cuncun_eb::EbConfig {
+        resend_after: std::time::Duration::from_secs(cfg.eb.resend_after_s.max(1)),
+        // Terminals fetch audio from the web listener unless told otherwise.
+        media_base_url: if cfg.eb.media_base_url.is_empty() {
+            format!("http://{web_addr}")
+        } else {
+            cfg.eb.media_base_url.clone()
+        },
+        ..Default::default()
+    };
+    cuncun_eb::start(store, bus, events, auth, eb_cfg).await
+}
+
 /// Serves until Ctrl-C. `announce` is printed once the listeners are bound.
 pub async fn serve(cfg: &Config, store: Arc<dyn Store>, announce: Option<String>) -> anyhow::Result<()> {
     let app = cuncun_web::bind("web.listen", &cfg.web.listen).await?;
     let ops = cuncun_web::bind("web.ops_listen", &cfg.web.ops_listen).await?;
+    let eb = start_eb(cfg, store.clone(), app.local_addr()?).await?;
     let url = format!("http://{}", app.local_addr()?);
     let ops_url = format!("http://{}", ops.local_addr()?);
     println!("cuncun is serving at {url}  (health and metrics: {ops_url}/healthz {ops_url}/metrics)");
+    if cfg.bus.url == "embedded" {
+        println!("terminals connect to mqtt://{} (docs/TERMINAL_PROTOCOL.md)", cfg.bus.listen);
+    }
     if let Some(a) = announce {
         println!("{a}");
     }
     tracing::info!(%url, "listening");
-    let state = cuncun_web::AppState::new(store, cfg.web_options());
+    let mut state = cuncun_web::AppState::new(store, cfg.web_options());
+    let media_store = Arc::new(
+        cuncun_media::MediaStore::new(&cfg.media.dir).with_context(|| format!("media.dir = {}", cfg.media.dir))?,
+    );
+    if cfg.media.tts {
+        state.media = Some(Arc::new(cuncun_web::Media {
+            cache: cuncun_media::TtsCache::new(media_store)?,
+            tts: Arc::new(cuncun_media::EspeakTts::new()),
+        }));
+    }
+    state.eb = Some(eb);
+    state.platform_region = match &cfg.eb.region {
+        Some(r) => Some(RegionCode::parse(r)?),
+        None => None,
+    };
     cuncun_web::serve(state, app, ops, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -60,6 +60,9 @@ async fn start(db: TestDb) -> App {
         ("t1view", Role::Viewer, "500236001"),
         ("t2view", Role::Viewer, "500236100"),
         ("t2cast", Role::Broadcaster, "500236100"),
+        ("sender", Role::DepartmentSender, "500236"),
+        ("t1sender", Role::DepartmentSender, "500236001"),
+        ("reviewer", Role::Reviewer, "500236"),
     ] {
         store
             .create_user(

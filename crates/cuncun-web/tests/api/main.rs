@@ -2,6 +2,7 @@
 //! rate limiting, audit, operations endpoints.
 #![allow(clippy::unwrap_used)]
 
+mod eb;
 mod harness;
 mod scope;
 mod sessions;

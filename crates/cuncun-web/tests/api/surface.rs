@@ -18,7 +18,8 @@ async fn openapi_paths_are_all_routed() {
                     continue;
                 }
                 let (s, body) = app.get(&t, &format!("/api/v1{concrete}?q=x")).await;
-                assert!(s != 404 && s != 405 && s < 500, "GET {path}: {s} {body}");
+                let unrouted = s == 405 || (s == 404 && body.to_string().contains("no such API endpoint"));
+                assert!(!unrouted && s < 500, "GET {path}: {s} {body}");
             }
         }
         let (s, body) = app.get(&t, "/api/v1/no/such/thing").await;

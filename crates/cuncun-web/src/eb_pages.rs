@@ -1,0 +1,655 @@
+//! Emergency broadcast pages: terminals with their status, registration, composing, the review
+//! workflow, and each message's live delivery view. Role and region checks as everywhere.
+
+use crate::i18n::Lang;
+use crate::pages::{Chrome, render};
+use crate::session::Caller;
+use crate::{AppError, AppState};
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use cuncun_domain::eb::{self, Action, EVENT_TYPES, Ebrid, MessageStatus, RESOURCE_TYPES, ResourceKind};
+use cuncun_domain::{RegionCode, Role};
+use cuncun_store::eb::{DeliveryRow, DeliverySummary, Message, NewMessage, NewResource, Reach, ResourceWithStatus};
+use serde::Deserialize;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/eb/terminals", get(terminals_page).post(register))
+        .route("/eb/terminals/{id}/retire", post(retire))
+        .route("/eb/terminals/{id}/secret", post(reset_secret))
+        .route("/eb/messages", get(messages_page).post(compose))
+        .route("/eb/messages/new", get(compose_page))
+        .route("/eb/messages/{id}", get(message_page))
+        .route("/eb/messages/{id}/live", get(live))
+        .route("/eb/messages/{id}/undelivered.csv", get(undelivered_csv))
+        .route("/eb/messages/{id}/{action}", post(act))
+        .route("/static/live.js", get(live_js))
+        .route("/eb/online", get(online_page))
+}
+
+
+impl Chrome {
+    pub fn kind(&self, k: &ResourceKind) -> &'static str {
+        if self.lang == Lang::Zh { k.name_zh() } else { k.name_en() }
+    }
+    pub fn status(&self, s: &MessageStatus) -> &'static str {
+        self.lang.s(&format!("status.{}", s.key()))
+    }
+    pub fn severity(&self, s: &u8) -> String {
+        let (zh, en) = eb::severity_colour(*s);
+        if self.lang == Lang::Zh { format!("{s} {zh}") } else { format!("{s} {en}") }
+    }
+    pub fn event(&self, code: &str) -> String {
+        match EVENT_TYPES.iter().find(|e| e.0 == code) {
+            Some(e) => format!("{} {}", e.0, if self.lang == Lang::Zh { e.1 } else { e.2 }),
+            None => code.to_string(),
+        }
+    }
+    pub fn opt_time(&self, ms: &Option<i64>) -> String {
+        ms.map(|m| self.time(&m)).unwrap_or_default()
+    }
+}
+
+// ---- terminals ----
+
+#[derive(Template)]
+#[template(path = "eb_terminals.html")]
+struct TerminalsPage {
+    c: Chrome,
+    rows: Vec<ResourceWithStatus>,
+    kinds: Vec<(ResourceKind, &'static str)>,
+    problems_only: bool,
+    online: usize,
+    offline: usize,
+    never: usize,
+    can_edit: bool,
+    created: Option<(String, String)>,
+    error: String,
+}
+
+#[derive(Deserialize, Default)]
+struct TerminalQuery {
+    problems: Option<String>,
+}
+
+/// Offline for more than an hour, or reporting faults.
+fn is_problem(r: &ResourceWithStatus, now: i64) -> bool {
+    !r.faults.is_empty()
+        || r.state == "fault"
+        || (r.online == Some(false) && r.last_seen_ms.is_some_and(|t| now - t > 3_600_000))
+}
+
+async fn terminals_view(
+    state: &AppState,
+    c: &Caller,
+    problems_only: bool,
+    created: Option<(String, String)>,
+    error: String,
+) -> Result<Response, AppError> {
+    let mut rows = state.store.resources_in(&c.user.region_code, &[], false, 5000, 0).await?;
+    let now = cuncun_store::now_ms();
+    if problems_only {
+        rows.retain(|r| is_problem(r, now));
+    }
+    let online = rows.iter().filter(|r| r.online == Some(true)).count();
+    let offline = rows.iter().filter(|r| r.online == Some(false)).count();
+    let never = rows.iter().filter(|r| r.online.is_none()).count();
+    render(&TerminalsPage {
+        c: Chrome::of(c, "/eb/terminals"),
+        rows,
+        kinds: RESOURCE_TYPES.iter().map(|r| (r.0, r.1)).collect(),
+        problems_only,
+        online,
+        offline,
+        never,
+        can_edit: c.user.role.can_edit_regions(),
+        created,
+        error,
+    })
+}
+
+async fn terminals_page(State(state): State<AppState>, c: Caller, Query(q): Query<TerminalQuery>) -> Result<Response, AppError> {
+    terminals_view(&state, &c, q.problems.is_some(), None, String::new()).await
+}
+
+#[derive(Deserialize)]
+struct RegisterForm {
+    csrf: String,
+    kind: String,
+    region_code: String,
+    name: String,
+    #[serde(default)]
+    vendor: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    install_date: String,
+    #[serde(default)]
+    lon: String,
+    #[serde(default)]
+    lat: String,
+}
+
+/// Registers a device for a caller allowed to edit the network; returns it with its one-time secret.
+pub async fn register_checked(
+    state: &AppState,
+    c: &Caller,
+    kind: &str,
+    region_code: &str,
+    name: &str,
+    vendor: &str,
+    model: &str,
+    install_date: &str,
+    lon: Option<f64>,
+    lat: Option<f64>,
+) -> Result<(cuncun_store::eb::Resource, String), AppError> {
+    if !c.user.role.can_edit_regions() {
+        return Err(AppError::Forbidden("your role may not register devices".into()));
+    }
+    let kind = ResourceKind::parse(kind).ok_or_else(|| AppError::BadRequest(format!("kind {kind:?} is not a resource kind")))?;
+    let region = RegionCode::parse(region_code).map_err(|e| AppError::BadRequest(format!("region_code: {e}")))?;
+    c.ensure_scope(&region)?;
+    state.store.region(&region).await?.ok_or_else(|| AppError::BadRequest(format!("region {region} is not loaded")))?;
+    if name.trim().is_empty() {
+        return Err(AppError::BadRequest("name: required".into()));
+    }
+    if lon.is_some_and(|v| !(-180.0..=180.0).contains(&v)) || lat.is_some_and(|v| !(-90.0..=90.0).contains(&v)) {
+        return Err(AppError::BadRequest("lon/lat out of range".into()));
+    }
+    let secret = cuncun_eb::new_secret();
+    let r = state
+        .store
+        .add_resource(
+            &NewResource {
+                kind,
+                region_code: region,
+                name: name.into(),
+                vendor: vendor.into(),
+                model: model.into(),
+                lon,
+                lat,
+                install_date: install_date.into(),
+                ebrid: None,
+                secret_hash: cuncun_eb::hash_secret(&secret),
+            },
+            &c.actor(),
+        )
+        .await?;
+    if let Some(eb) = &state.eb {
+        eb.auth.set(&r.ebrid, &cuncun_eb::hash_secret(&secret), r.region_code.as_str());
+    }
+    Ok((r, secret))
+}
+
+fn opt_f64(s: &str, field: &str) -> Result<Option<f64>, AppError> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.trim().parse::<f64>().map(Some).map_err(|_| AppError::BadRequest(format!("{field}: {s:?} is not a number")))
+}
+
+async fn register(State(state): State<AppState>, c: Caller, Form(f): Form<RegisterForm>) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    let res = async {
+        let lon = opt_f64(&f.lon, "lon")?;
+        let lat = opt_f64(&f.lat, "lat")?;
+        register_checked(&state, &c, &f.kind, &f.region_code, &f.name, &f.vendor, &f.model, &f.install_date, lon, lat).await
+    }
+    .await;
+    match res {
+        Ok((r, secret)) => terminals_view(&state, &c, false, Some((r.ebrid, secret)), String::new()).await,
+        Err(AppError::BadRequest(m) | AppError::Conflict(m)) => terminals_view(&state, &c, false, None, m).await,
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn editable_resource(state: &AppState, c: &Caller, id: i64) -> Result<cuncun_store::eb::Resource, AppError> {
+    if !c.user.role.can_edit_regions() {
+        return Err(AppError::Forbidden("your role may not change devices".into()));
+    }
+    let r = state.store.resource(id).await?.ok_or_else(|| AppError::NotFound(format!("resource {id}")))?;
+    c.ensure_scope(&r.region_code)?;
+    Ok(r)
+}
+
+async fn retire(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    let r = editable_resource(&state, &c, id).await?;
+    state.store.retire_resource(id, &c.actor()).await?;
+    if let Some(eb) = &state.eb {
+        eb.auth.remove(&r.ebrid);
+    }
+    Ok(Redirect::to("/eb/terminals").into_response())
+}
+
+async fn reset_secret(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    let r = editable_resource(&state, &c, id).await?;
+    let secret = cuncun_eb::new_secret();
+    let hash = cuncun_eb::hash_secret(&secret);
+    state.store.set_secret_hashes(&[(r.ebrid.clone(), hash.clone())], &c.actor()).await?;
+    if let Some(eb) = &state.eb {
+        eb.auth.set(&r.ebrid, &hash, r.region_code.as_str());
+    }
+    terminals_view(&state, &c, false, Some((r.ebrid, secret)), String::new()).await
+}
+
+// ---- messages ----
+
+/// Messages a user may see: those owned inside their region, or aimed at areas overlapping it.
+pub fn visible(c: &Caller, m: &Message) -> bool {
+    c.in_scope(&m.owner_region) || m.areas.iter().any(|a| a.contains(&c.user.region_code) || c.in_scope(a))
+}
+
+#[derive(Template)]
+#[template(path = "eb_messages.html")]
+struct MessagesPage {
+    c: Chrome,
+    messages: Vec<Message>,
+    can_compose: bool,
+}
+
+fn can_compose(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Broadcaster | Role::DepartmentSender)
+}
+
+async fn messages_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
+    let messages: Vec<Message> = state.store.messages_recent(500).await?.into_iter().filter(|m| visible(&c, m)).collect();
+    render(&MessagesPage { c: Chrome::of(&c, "/eb/messages"), messages, can_compose: can_compose(c.user.role) })
+}
+
+#[derive(Template)]
+#[template(path = "eb_compose.html")]
+struct ComposePage {
+    c: Chrome,
+    events: Vec<(&'static str, &'static str, &'static str)>,
+    error: String,
+    f: ComposeForm,
+}
+
+#[derive(Deserialize, Default, Clone)]
+pub struct ComposeForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub priority: String,
+    #[serde(default)]
+    pub event_type: String,
+    #[serde(default)]
+    pub severity: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub areas: String,
+    #[serde(default)]
+    pub terminals: String,
+    #[serde(default)]
+    pub valid_minutes: String,
+    #[serde(default)]
+    pub repeat: String,
+    #[serde(default)]
+    pub drill: Option<String>,
+}
+
+async fn compose_page(c: Caller) -> Result<Response, AppError> {
+    if !can_compose(c.user.role) {
+        return Err(AppError::Forbidden("your role may not compose messages".into()));
+    }
+    let f = ComposeForm {
+        areas: c.user.region_code.short().to_string(),
+        valid_minutes: "120".into(),
+        repeat: "3".into(),
+        severity: "2".into(),
+        event_type: "11B03".into(),
+        priority: "emergency".into(),
+        ..Default::default()
+    };
+    render(&ComposePage { c: Chrome::of(&c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error: String::new(), f })
+}
+
+/// Validates a composed message and stores it as a draft (shared by page and API).
+pub async fn compose_checked(state: &AppState, c: &Caller, f: &ComposeForm) -> Result<Message, AppError> {
+    if !can_compose(c.user.role) {
+        return Err(AppError::Forbidden("your role may not compose messages".into()));
+    }
+    let routine = f.priority == "routine";
+    let severity = if routine {
+        0
+    } else {
+        eb::check_severity(f.severity.trim().parse::<i64>().unwrap_or(-1)).map_err(|e| AppError::BadRequest(format!("severity: {e}")))?
+    };
+    let event_type = eb::check_event_type(&f.event_type).map_err(|e| AppError::BadRequest(format!("event_type: {e}")))?;
+    let title = f.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(AppError::BadRequest("title: required, at most 200 characters".into()));
+    }
+    if f.text.trim().is_empty() || f.text.chars().count() > 5000 {
+        return Err(AppError::BadRequest("text: required, at most 5000 characters".into()));
+    }
+    let mut areas = Vec::new();
+    for a in f.areas.split([',', ' ', '，', '\n']).filter(|s| !s.trim().is_empty()) {
+        let code = RegionCode::parse(a).map_err(|e| AppError::BadRequest(format!("areas: {e}")))?;
+        c.ensure_scope(&code)?;
+        if state.store.region(&code).await?.is_none() {
+            return Err(AppError::BadRequest(format!("areas: region {code} is not loaded")));
+        }
+        areas.push(code);
+    }
+    let mut terminals = Vec::new();
+    for t in f.terminals.split([',', ' ', '，', '\n']).filter(|s| !s.trim().is_empty()) {
+        let e = Ebrid::parse(t).map_err(|e| AppError::BadRequest(format!("terminals: {e}")))?;
+        let r = state.store.resource_by_ebrid(e.as_str()).await?.ok_or_else(|| AppError::BadRequest(format!("terminals: {e} is not registered")))?;
+        c.ensure_scope(&r.region_code)?;
+        terminals.push(e);
+    }
+    if areas.is_empty() && terminals.is_empty() {
+        return Err(AppError::BadRequest("areas: name at least one region or terminal".into()));
+    }
+    let minutes: i64 = f.valid_minutes.trim().parse().map_err(|_| AppError::BadRequest("valid_minutes: a whole number".into()))?;
+    if !(1..=7 * 24 * 60).contains(&minutes) {
+        return Err(AppError::BadRequest("valid_minutes: 1 to 10080".into()));
+    }
+    let repeat: i64 = f.repeat.trim().parse().map_err(|_| AppError::BadRequest("repeat: a whole number".into()))?;
+    if !(1..=20).contains(&repeat) {
+        return Err(AppError::BadRequest("repeat: 1 to 20".into()));
+    }
+    let platform_region = state.platform_region.clone().unwrap_or_else(|| c.user.region_code.clone());
+    let platform = Ebrid::generate(&platform_region, ResourceKind::Platform, 1).map_err(|e| AppError::Internal(e.to_string()))?;
+    let now = cuncun_store::now_ms();
+    // Spoken audio for terminals that cannot synthesize speech themselves; without it the text
+    // still goes out and the terminal speaks it locally.
+    let (audio_sha256, audio_size) = match &state.media {
+        Some(media) => {
+            let text = format!("{}。{}", title, f.text.trim());
+            match media.cache.render(&*media.tts, &text, cuncun_media::Lang::Zh, &cuncun_media::VoiceOpts::default()).await {
+                Ok(r) => (Some(r.sha256), Some(r.size as i64)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "text-to-speech failed; sending text only");
+                    (None, None)
+                }
+            }
+        }
+        None => (None, None),
+    };
+    let m = NewMessage {
+        platform,
+        msg_type: "broadcast".into(),
+        related_ebmid: None,
+        priority: if routine { "routine".into() } else { "emergency".into() },
+        drill: f.drill.is_some(),
+        event_type,
+        severity,
+        title: title.into(),
+        body: f.text.trim().into(),
+        lang: "zho".into(),
+        audio_sha256,
+        audio_size,
+        areas,
+        terminals,
+        start_ms: now,
+        end_ms: now + minutes * 60_000,
+        repeat_count: repeat,
+        volume: None,
+        source: "local".into(),
+        owner_region: c.user.region_code.clone(),
+        author_id: Some(c.user.id),
+    };
+    Ok(state.store.create_message(&m, &c.actor()).await?)
+}
+
+async fn compose(State(state): State<AppState>, c: Caller, Form(f): Form<ComposeForm>) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    match compose_checked(&state, &c, &f).await {
+        Ok(m) => Ok(Redirect::to(&format!("/eb/messages/{}", m.id)).into_response()),
+        Err(AppError::BadRequest(error) | AppError::Forbidden(error)) => {
+            let mut res = render(&ComposePage { c: Chrome::of(&c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error, f })?;
+            *res.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+            Ok(res)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "eb_message.html")]
+struct MessagePage {
+    c: Chrome,
+    m: Message,
+    reach: Reach,
+    summary: DeliverySummary,
+    undelivered: Vec<DeliveryRow>,
+    actions: Vec<&'static str>,
+    error: String,
+}
+
+pub async fn visible_message(state: &AppState, c: &Caller, id: i64) -> Result<Message, AppError> {
+    let m = state.store.message(id).await?.ok_or_else(|| AppError::NotFound(format!("message {id}")))?;
+    if !visible(c, &m) {
+        return Err(AppError::Forbidden(format!("message {} is outside your region", m.ebmid)));
+    }
+    Ok(m)
+}
+
+fn actions_for(c: &Caller, m: &Message) -> Vec<&'static str> {
+    let who = eb::Actor { user_id: c.user.id, role: c.user.role, region: &c.user.region_code };
+    let author = m.author_id.unwrap_or(-1);
+    [("submit", Action::Submit), ("approve", Action::Approve), ("reject", Action::Reject), ("cancel", Action::Cancel)]
+        .into_iter()
+        .filter(|(_, a)| eb::transition(m.status, *a, &who, author, &m.areas, m.drill).is_ok())
+        .map(|(k, _)| k)
+        .collect()
+}
+
+async fn message_view(state: &AppState, c: &Caller, m: Message, error: String) -> Result<Response, AppError> {
+    let reach = state.store.reach(&m.areas, &[]).await?;
+    let summary = state.store.delivery_summary(m.id).await?;
+    let undelivered = state.store.deliveries(m.id, true, 200).await?;
+    let actions = actions_for(c, &m);
+    render(&MessagePage { c: Chrome::of(c, &format!("/eb/messages/{}", m.id)), m, reach, summary, undelivered, actions, error })
+}
+
+async fn message_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
+    let m = visible_message(&state, &c, id).await?;
+    message_view(&state, &c, m, String::new()).await
+}
+
+/// Applies a workflow action (shared by page and API).
+pub async fn act_checked(state: &AppState, c: &Caller, id: i64, action: &str) -> Result<Message, AppError> {
+    let m = visible_message(state, c, id).await?;
+    let a = match action {
+        "submit" => Action::Submit,
+        "approve" => Action::Approve,
+        "reject" => Action::Reject,
+        "cancel" => Action::Cancel,
+        other => return Err(AppError::NotFound(format!("action {other:?}"))),
+    };
+    let who = eb::Actor { user_id: c.user.id, role: c.user.role, region: &c.user.region_code };
+    let to = eb::transition(m.status, a, &who, m.author_id.unwrap_or(-1), &m.areas, m.drill).map_err(|e| match e {
+        eb::EbError::NotAllowed(s) => AppError::Forbidden(s),
+        other => AppError::Conflict(other.to_string()),
+    })?;
+    let approver = (a == Action::Approve).then_some(c.user.id);
+    let out = state.store.transition_message(m.id, m.status, to, approver, &c.actor()).await?;
+    if let Some(eb) = &state.eb {
+        eb.kick();
+    }
+    Ok(out)
+}
+
+async fn act(
+    State(state): State<AppState>,
+    c: Caller,
+    Path((id, action)): Path<(i64, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    match act_checked(&state, &c, id, &action).await {
+        Ok(_) => Ok(Redirect::to(&format!("/eb/messages/{id}")).into_response()),
+        Err(AppError::Forbidden(e) | AppError::Conflict(e)) => {
+            let m = visible_message(&state, &c, id).await?;
+            let mut res = message_view(&state, &c, m, e).await?;
+            *res.status_mut() = axum::http::StatusCode::FORBIDDEN;
+            Ok(res)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Server-sent events: the delivery summary every second while the page is open.
+async fn live(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
+    visible_message(&state, &c, id).await?;
+    let store = state.store.clone();
+    let stream = futures_stream(move || {
+        let store = store.clone();
+        async move {
+            let s = store.delivery_summary(id).await.ok()?;
+            let status = store.message(id).await.ok().flatten().map(|m| m.status.key()).unwrap_or("");
+            let mut v = serde_json::to_value(&s).ok()?;
+            v["status"] = serde_json::json!(status);
+            Some(Event::default().event("summary").data(v.to_string()))
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// A stream that calls `f` every second until it returns None.
+fn futures_stream<F, Fut>(f: F) -> impl futures::Stream<Item = Result<Event, std::convert::Infallible>>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Option<Event>> + Send,
+{
+    futures::stream::unfold((f, true), |(f, first)| async move {
+        if !first {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        let ev = f().await?;
+        Some((Ok(ev), (f, false)))
+    })
+}
+
+async fn undelivered_csv(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
+    let m = visible_message(&state, &c, id).await?;
+    let rows = state.store.deliveries(id, true, 1_000_000).await?;
+    // UTF-8 BOM so that Excel opens the Chinese names correctly.
+    let mut out = String::from("\u{feff}resource_code,name,region_code,online,sends\n");
+    for r in rows {
+        let name = r.name.replace('"', "\"\"");
+        out.push_str(&format!("{},\"{}\",{},{},{}\n", r.ebrid, name, r.region_code, r.online, r.sends));
+    }
+    state
+        .store
+        .audit(&c.actor(), "message.export_undelivered", "eb_message", &m.ebmid, "", "")
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"undelivered-{}.csv\"", m.ebmid)),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+async fn live_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../static/live.js"))
+}
+
+// ---- online rate ----
+
+/// Connection gaps shorter than this count as online (docs/INDICATORS.md).
+pub const ONLINE_GRACE_MS: i64 = 60_000;
+
+pub struct RateRow {
+    pub code: String,
+    pub name: String,
+    pub terminals: usize,
+    pub rate: String,
+}
+
+#[derive(Template)]
+#[template(path = "eb_online.html")]
+struct OnlinePage {
+    c: Chrome,
+    day: String,
+    overall: String,
+    terminals: usize,
+    rows: Vec<RateRow>,
+    worst: Vec<RateRow>,
+}
+
+#[derive(Deserialize)]
+struct DayQuery {
+    day: Option<String>,
+}
+
+/// [start, end) in UTC ms of a Beijing calendar day "YYYY-MM-DD".
+pub fn beijing_day_bounds(day: &str) -> Result<(i64, i64), AppError> {
+    let d = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|_| AppError::BadRequest(format!("day {day:?}: expected YYYY-MM-DD")))?;
+    let start = d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or(0) - 8 * 3_600_000;
+    Ok((start, start + 86_400_000))
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|r| format!("{r:.2}%")).unwrap_or_else(|| "—".into())
+}
+
+async fn online_page(State(state): State<AppState>, c: Caller, Query(q): Query<DayQuery>) -> Result<Response, AppError> {
+    let now = cuncun_store::now_ms();
+    let today = chrono::DateTime::from_timestamp_millis(now + 8 * 3_600_000)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    let day = q.day.filter(|d| !d.is_empty()).unwrap_or(today);
+    let (start, end) = beijing_day_bounds(&day)?;
+    let scope = c.user.region_code.clone();
+    let history = state.store.online_history(&scope, start, end).await?;
+    let children = state.store.children(&scope).await?;
+    let mut per_child: Vec<(i64, i64, usize)> = vec![(0, 0, 0); children.len()];
+    let (mut on_all, mut exp_all) = (0i64, 0i64);
+    let mut worst = Vec::new();
+    for h in &history {
+        let (on, exp) = cuncun_domain::online::terminal_day(&h.intervals, h.created_ms, h.retired_ms, start, end, now, ONLINE_GRACE_MS);
+        on_all += on;
+        exp_all += exp;
+        if let Some(i) = children.iter().position(|ch| h.region_code.starts_with(ch.region.code.short())) {
+            per_child[i].0 += on;
+            per_child[i].1 += exp;
+            per_child[i].2 += 1;
+        }
+        let r = cuncun_domain::online::rate(on, exp);
+        if r.is_some_and(|r| r < 90.0) {
+            worst.push((r.unwrap_or(0.0), RateRow { code: h.ebrid.clone(), name: h.name.clone(), terminals: 1, rate: pct(r) }));
+        }
+    }
+    worst.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let rows = children
+        .iter()
+        .zip(per_child)
+        .map(|(ch, (on, exp, n))| RateRow {
+            code: ch.region.code.short().to_string(),
+            name: ch.region.name.clone(),
+            terminals: n,
+            rate: pct(cuncun_domain::online::rate(on, exp)),
+        })
+        .collect();
+    render(&OnlinePage {
+        c: Chrome::of(&c, "/eb/online"),
+        day,
+        overall: pct(cuncun_domain::online::rate(on_all, exp_all)),
+        terminals: history.len(),
+        rows,
+        worst: worst.into_iter().take(200).map(|w| w.1).collect(),
+    })
+}

@@ -1,0 +1,105 @@
+//! The warning workflow through the API: who may compose, submit, approve; regions; four eyes.
+use crate::harness::*;
+use serde_json::{Value, json};
+
+fn warning(areas: &[&str]) -> Value {
+    json!({"event_type": "11B03", "severity": 2, "title": "暴雨橙色预警", "text": "预计未来6小时有暴雨", "areas": areas})
+}
+
+#[tokio::test]
+async fn department_sender_submits_but_never_approves() {
+    for app in apps().await {
+        let s = app.token("sender").await;
+        let (st, body) = app.send(&s, "POST", "/api/v1/eb/messages", warning(&["500236100"])).await;
+        assert_eq!(st, 201, "{body}");
+        let id = body["message"]["id"].as_i64().unwrap();
+        assert_eq!(body["message"]["status"], "draft");
+        assert_eq!(body["message"]["ebmid"].as_str().unwrap().len(), 35);
+        assert_eq!(app.send(&s, "POST", &format!("/api/v1/eb/messages/{id}/submit"), json!({})).await.0, 200);
+        let (st, body) = app.send(&s, "POST", &format!("/api/v1/eb/messages/{id}/approve"), json!({})).await;
+        assert_eq!(st, 403, "a department sender cannot approve: {body}");
+        let r = app.token("reviewer").await;
+        let (st, body) = app.send(&r, "POST", &format!("/api/v1/eb/messages/{id}/approve"), json!({})).await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["message"]["status"], "approved");
+        let (_, again) = app.send(&r, "POST", &format!("/api/v1/eb/messages/{id}/approve"), json!({})).await;
+        assert_eq!(again["error"]["code"], "conflict");
+        let log = app.store.audit_recent(50).await.unwrap();
+        assert!(log.iter().any(|e| e.action == "message.approved" && e.actor.ends_with(":reviewer")));
+    }
+}
+
+#[tokio::test]
+async fn senders_stay_inside_their_region() {
+    for app in apps().await {
+        let t = app.token("t1sender").await;
+        let (st, body) = app.send(&t, "POST", "/api/v1/eb/messages", warning(&["500236100"])).await;
+        assert_eq!(st, 403, "another township: {body}");
+        let (st, _) = app.send(&t, "POST", "/api/v1/eb/messages", warning(&["500236"])).await;
+        assert_eq!(st, 403, "the whole county is above the sender's township");
+        let (st, body) = app.send(&t, "POST", "/api/v1/eb/messages", warning(&["500236001001"])).await;
+        assert_eq!(st, 201, "{body}");
+        // The other township's viewer does not see it.
+        let v = app.token("t2view").await;
+        let (_, list) = app.get(&v, "/api/v1/eb/messages").await;
+        assert!(list["items"].as_array().unwrap().is_empty());
+        let id = body["message"]["id"].as_i64().unwrap();
+        assert_eq!(app.get(&v, &format!("/api/v1/eb/messages/{id}")).await.0, 403);
+        let v1 = app.token("t1view").await;
+        assert_eq!(app.get(&v1, &format!("/api/v1/eb/messages/{id}")).await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn a_real_warning_needs_a_second_person() {
+    for app in apps().await {
+        let a = app.token("admin").await;
+        let (_, body) = app.send(&a, "POST", "/api/v1/eb/messages", warning(&["500236"])).await;
+        let id = body["message"]["id"].as_i64().unwrap();
+        app.send(&a, "POST", &format!("/api/v1/eb/messages/{id}/submit"), json!({})).await;
+        let (st, body) = app.send(&a, "POST", &format!("/api/v1/eb/messages/{id}/approve"), json!({})).await;
+        assert_eq!(st, 403);
+        assert!(body["error"]["message"].as_str().unwrap().contains("other than its author"));
+        // A drill may be approved by its author.
+        let mut drill = warning(&["500236"]);
+        drill["drill"] = json!(true);
+        let (_, body) = app.send(&a, "POST", "/api/v1/eb/messages", drill).await;
+        let did = body["message"]["id"].as_i64().unwrap();
+        app.send(&a, "POST", &format!("/api/v1/eb/messages/{did}/submit"), json!({})).await;
+        assert_eq!(app.send(&a, "POST", &format!("/api/v1/eb/messages/{did}/approve"), json!({})).await.0, 200);
+        // Viewers compose nothing; bad input is named.
+        let v = app.token("t1view").await;
+        assert_eq!(app.send(&v, "POST", "/api/v1/eb/messages", warning(&["500236001"])).await.0, 403);
+        let mut bad = warning(&["500236"]);
+        bad["severity"] = json!(7);
+        let (st, body) = app.send(&a, "POST", "/api/v1/eb/messages", bad).await;
+        assert_eq!(st, 400);
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("severity"));
+        let (st, body) = app.send(&a, "POST", "/api/v1/eb/messages", warning(&["500299"])).await;
+        assert_eq!(st, 403, "outside the admin's county: {body}");
+    }
+}
+
+#[tokio::test]
+async fn devices_register_with_a_code_and_a_one_time_secret() {
+    for app in apps().await {
+        let a = app.token("t2cast").await;
+        let (st, body) = app
+            .send(&a, "POST", "/api/v1/eb/terminals", json!({"kind": "outdoor_loudspeaker", "region_code": "500236100201", "name": "白帝村1号大喇叭"}))
+            .await;
+        assert_eq!(st, 201, "{body}");
+        assert_eq!(body["resource"]["ebrid"], "65002361002010314010101");
+        assert_eq!(body["secret"].as_str().unwrap().len(), 32);
+        let (st, _) = app
+            .send(&a, "POST", "/api/v1/eb/terminals", json!({"kind": "outdoor_loudspeaker", "region_code": "500236001001", "name": "x"}))
+            .await;
+        assert_eq!(st, 403, "outside the broadcaster's township");
+        let (st, body) = app.send(&a, "POST", "/api/v1/eb/terminals", json!({"kind": "toaster", "region_code": "500236100201", "name": "x"})).await;
+        assert_eq!(st, 400);
+        assert!(body["error"]["message"].as_str().unwrap().contains("toaster"));
+        let (_, list) = app.get(&a, "/api/v1/eb/terminals").await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        let log = app.store.audit_recent(5).await.unwrap();
+        assert!(log.iter().all(|e| !e.after.contains("secret_hash")), "no secret material in the audit log");
+    }
+}
