@@ -300,3 +300,61 @@ async fn bad_devices_are_refused_and_counted() {
     task.abort();
     t2.abort();
 }
+
+/// The same delivery through an external broker (Mosquitto in CI): the platform is an MQTT client
+/// of the broker; terminals connect to the broker; their status messages and will tell the
+/// platform who is online.
+#[tokio::test]
+async fn delivery_through_an_external_broker() {
+    let Some(url) = std::env::var("CUNCUN_TEST_MQTT_URL").ok().filter(|u| !u.is_empty()) else {
+        if std::env::var("CUNCUN_CI").is_ok_and(|v| v == "1") {
+            panic!("CUNCUN_CI=1 but CUNCUN_TEST_MQTT_URL is not set: the external-broker path must be tested in CI");
+        }
+        eprintln!("NOTE: external-broker test not run: set CUNCUN_TEST_MQTT_URL=mqtt://127.0.0.1:1883");
+        return;
+    };
+    let db = cuncun_store::testing::sqlite().await;
+    let store: Arc<dyn Store> = Arc::new(cuncun_store::SqlStore::connect(&db.url).await.unwrap());
+    // Unique region codes per run: a shared broker may carry other runs' traffic.
+    let ids = setup(&*store).await;
+    let auth = Arc::new(DeviceAuth::new(store.device_credentials().await.unwrap()));
+    let client_id = format!("cuncun-test-{}", std::process::id());
+    let (bus, events) = cuncun_gateway::connect_external(&url, &client_id, None, None).await.unwrap();
+    let cfg = EbConfig { resend_after: Duration::from_millis(700), flush_every: Duration::from_millis(50), ..Default::default() };
+    let eb = cuncun_eb::start(store.clone(), bus, events, auth, cfg).await.unwrap();
+    let broker: std::net::SocketAddr = url.trim_start_matches("mqtt://").parse().unwrap();
+    let mut terms = Vec::new();
+    for id in &ids {
+        terms.push(terminal(broker, id, SECRET).await);
+    }
+    wait_online(&*store, 3).await;
+    let ebmid = approve(&*store, &message(&["500236100"], 600_000)).await;
+    eb.kick();
+    wait_for("both targets to play via the broker", || terms[0].1.count(&ebmid) >= 1 && terms[1].1.count(&ebmid) >= 1).await;
+    let m = store.message_by_ebmid(&ebmid).await.unwrap().unwrap();
+    let mut s = store.delivery_summary(m.id).await.unwrap();
+    for _ in 0..50 {
+        if s.received == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s = store.delivery_summary(m.id).await.unwrap();
+    }
+    assert_eq!((s.targets, s.received), (2, 2));
+    assert_eq!(terms[2].1.count(&ebmid), 0, "outside the area");
+    // A terminal that drops is seen offline through its will.
+    terms[0].2.abort();
+    drop(terms.remove(0));
+    for _ in 0..100 {
+        let rows = store.resources_in(&rc("500236100201"), &[], false, 10, 0).await.unwrap();
+        if rows[0].online == Some(false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows = store.resources_in(&rc("500236100201"), &[], false, 10, 0).await.unwrap();
+    assert_eq!(rows[0].online, Some(false), "the last will marked it offline");
+    for t in &terms {
+        t.2.abort();
+    }
+}
