@@ -196,8 +196,22 @@ pub struct OnlineHistory {
     pub intervals: Vec<cuncun_domain::online::Interval>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BroadcastLogRow {
+    pub ebmid: String,
+    pub source: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub volume: i64,
+    pub result: Option<String>,
+}
+
 #[async_trait]
 pub trait EbStore: Send + Sync {
+    /// A device's latest connections, newest first: (from, to or None while connected).
+    async fn connections(&self, resource_id: i64, limit: i64) -> Result<Vec<cuncun_domain::online::Interval>>;
+    /// A device's latest broadcast log entries, newest first.
+    async fn broadcast_logs(&self, resource_id: i64, limit: i64) -> Result<Vec<BroadcastLogRow>>;
     /// Terminals in `scope` registered before `to_ms` with their connections overlapping [from, to).
     async fn online_history(&self, scope: &RegionCode, from_ms: i64, to_ms: i64) -> Result<Vec<OnlineHistory>>;
     async fn add_resource(&self, r: &NewResource, actor: &Actor) -> Result<Resource>;

@@ -181,6 +181,37 @@ impl SqlStore {
 
 #[async_trait]
 impl EbStore for SqlStore {
+    async fn connections(&self, resource_id: i64, limit: i64) -> Result<Vec<cuncun_domain::online::Interval>> {
+        let rows = sqlx::query("SELECT from_ms, to_ms FROM terminal_online WHERE resource_id = $1 ORDER BY from_ms DESC LIMIT $2")
+            .bind(resource_id)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    async fn broadcast_logs(&self, resource_id: i64, limit: i64) -> Result<Vec<BroadcastLogRow>> {
+        let rows = sqlx::query(
+            "SELECT ebmid, source, start_ms, end_ms, volume, result FROM eb_broadcast_log WHERE resource_id = $1 ORDER BY start_ms DESC LIMIT $2",
+        )
+        .bind(resource_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BroadcastLogRow {
+                    ebmid: r.try_get(0)?,
+                    source: r.try_get(1)?,
+                    start_ms: r.try_get(2)?,
+                    end_ms: r.try_get(3)?,
+                    volume: r.try_get(4)?,
+                    result: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
     async fn online_history(&self, scope: &RegionCode, from_ms: i64, to_ms: i64) -> Result<Vec<OnlineHistory>> {
         let (lo, hi) = scope.subtree_bounds();
         let rows = sqlx::query(&format!(

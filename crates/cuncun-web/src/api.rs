@@ -361,6 +361,9 @@ struct ComposeBody {
     repeat: Option<i64>,
     #[serde(default)]
     drill: bool,
+    /// EBMID of the message this one updates.
+    #[serde(default)]
+    updates: Option<String>,
 }
 
 async fn eb_compose(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJson<ComposeBody>) -> Result<Response, AppError> {
@@ -376,6 +379,7 @@ async fn eb_compose(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJso
         valid_minutes: b.valid_minutes.unwrap_or(120).to_string(),
         repeat: b.repeat.unwrap_or(3).to_string(),
         drill: b.drill.then(|| "1".to_string()),
+        updates: b.updates.unwrap_or_default(),
     };
     let m = crate::eb_pages::compose_checked(&state, &c, &f).await?;
     Ok((StatusCode::CREATED, Json(json!({ "message": m }))).into_response())

@@ -20,6 +20,7 @@ use serde::Deserialize;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/eb/terminals", get(terminals_page).post(register))
+        .route("/eb/terminals/{id}", get(terminal_page))
         .route("/eb/terminals/{id}/retire", post(retire))
         .route("/eb/terminals/{id}/secret", post(reset_secret))
         .route("/eb/messages", get(messages_page).post(compose))
@@ -244,6 +245,30 @@ async fn reset_secret(State(state): State<AppState>, c: Caller, Path(id): Path<i
     terminals_view(&state, &c, false, Some((r.ebrid, secret)), String::new()).await
 }
 
+#[derive(Template)]
+#[template(path = "eb_terminal.html")]
+struct TerminalPage {
+    c: Chrome,
+    r: ResourceWithStatus,
+    connections: Vec<(i64, Option<i64>)>,
+    logs: Vec<cuncun_store::eb::BroadcastLogRow>,
+}
+
+async fn terminal_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
+    let res = state.store.resource(id).await?.ok_or_else(|| AppError::NotFound(format!("resource {id}")))?;
+    c.ensure_scope(&res.region_code)?;
+    let r = state
+        .store
+        .resources_in(&res.region_code, &[res.kind], true, 100_000, 0)
+        .await?
+        .into_iter()
+        .find(|x| x.resource.id == id)
+        .ok_or_else(|| AppError::NotFound(format!("resource {id}")))?;
+    let connections = state.store.connections(id, 100).await?;
+    let logs = state.store.broadcast_logs(id, 100).await?;
+    render(&TerminalPage { c: Chrome::of(&c, &format!("/eb/terminals/{id}")), r, connections, logs })
+}
+
 // ---- messages ----
 
 /// Messages a user may see: those owned inside their region, or aimed at areas overlapping it.
@@ -301,6 +326,9 @@ pub struct ComposeForm {
     pub repeat: String,
     #[serde(default)]
     pub drill: Option<String>,
+    /// EBMID of the message this one updates (it replaces the original once approved).
+    #[serde(default)]
+    pub updates: String,
 }
 
 async fn compose_page(c: Caller) -> Result<Response, AppError> {
@@ -365,6 +393,23 @@ pub async fn compose_checked(state: &AppState, c: &Caller, f: &ComposeForm) -> R
     if !(1..=20).contains(&repeat) {
         return Err(AppError::BadRequest("repeat: 1 to 20".into()));
     }
+    let related = match f.updates.trim() {
+        "" => None,
+        id => {
+            let orig = state
+                .store
+                .message_by_ebmid(id)
+                .await?
+                .ok_or_else(|| AppError::BadRequest(format!("updates: no message {id}")))?;
+            if !visible(c, &orig) {
+                return Err(AppError::Forbidden(format!("message {id} is outside your region")));
+            }
+            if orig.status.is_final() {
+                return Err(AppError::BadRequest(format!("updates: message {id} is already {}", orig.status.key())));
+            }
+            Some(orig.ebmid)
+        }
+    };
     let platform_region = state.platform_region.clone().unwrap_or_else(|| c.user.region_code.clone());
     let platform = Ebrid::generate(&platform_region, ResourceKind::Platform, 1).map_err(|e| AppError::Internal(e.to_string()))?;
     let now = cuncun_store::now_ms();
@@ -386,7 +431,7 @@ pub async fn compose_checked(state: &AppState, c: &Caller, f: &ComposeForm) -> R
     let m = NewMessage {
         platform,
         msg_type: "broadcast".into(),
-        related_ebmid: None,
+        related_ebmid: related,
         priority: if routine { "routine".into() } else { "emergency".into() },
         drill: f.drill.is_some(),
         event_type,
@@ -482,6 +527,20 @@ pub async fn act_checked(state: &AppState, c: &Caller, id: i64, action: &str) ->
     })?;
     let approver = (a == Action::Approve).then_some(c.user.id);
     let out = state.store.transition_message(m.id, m.status, to, approver, &c.actor()).await?;
+    // An approved update replaces the message it updates: the original is cancelled (terminals
+    // get its cancel command), and the update plays in its place.
+    if to == MessageStatus::Approved {
+        if let Some(orig_id) = &out.related_ebmid {
+            if let Some(orig) = state.store.message_by_ebmid(orig_id).await? {
+                if !orig.status.is_final() {
+                    state
+                        .store
+                        .transition_message(orig.id, orig.status, MessageStatus::Cancelled, None, &c.actor())
+                        .await?;
+                }
+            }
+        }
+    }
     if let Some(eb) = &state.eb {
         eb.kick();
     }

@@ -103,3 +103,29 @@ async fn devices_register_with_a_code_and_a_one_time_secret() {
         assert!(log.iter().all(|e| !e.after.contains("secret_hash")), "no secret material in the audit log");
     }
 }
+
+#[tokio::test]
+async fn an_approved_update_replaces_the_original() {
+    for app in apps().await {
+        let s = app.token("sender").await;
+        let r = app.token("reviewer").await;
+        let (_, b) = app.send(&s, "POST", "/api/v1/eb/messages", warning(&["500236100"])).await;
+        let (id, ebmid) = (b["message"]["id"].as_i64().unwrap(), b["message"]["ebmid"].as_str().unwrap().to_string());
+        app.send(&s, "POST", &format!("/api/v1/eb/messages/{id}/submit"), json!({})).await;
+        app.send(&r, "POST", &format!("/api/v1/eb/messages/{id}/approve"), json!({})).await;
+        let mut upd = warning(&["500236100"]);
+        upd["title"] = json!("暴雨红色预警（升级）");
+        upd["severity"] = json!(1);
+        upd["updates"] = json!(ebmid);
+        let (st, b) = app.send(&s, "POST", "/api/v1/eb/messages", upd).await;
+        assert_eq!(st, 201, "{b}");
+        assert_eq!(b["message"]["related_ebmid"], ebmid.as_str());
+        let uid = b["message"]["id"].as_i64().unwrap();
+        app.send(&s, "POST", &format!("/api/v1/eb/messages/{uid}/submit"), json!({})).await;
+        assert_eq!(app.send(&r, "POST", &format!("/api/v1/eb/messages/{uid}/approve"), json!({})).await.0, 200);
+        let (_, orig) = app.get(&r, &format!("/api/v1/eb/messages/{id}")).await;
+        assert_eq!(orig["message"]["status"], "cancelled", "the original is replaced");
+        let outbox = app.store.pending_outbox().await.unwrap();
+        assert!(outbox.iter().any(|o| o.message_id == id && o.action == "cancel"), "terminals will be told");
+    }
+}
