@@ -28,6 +28,24 @@ pub enum BenchCmd {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Approval to receipts: N simulated terminals (separate processes) on the embedded gateway,
+    /// or on an external broker with --broker; time from approval to every terminal's
+    /// `received` and `started` receipt.
+    Dispatch {
+        #[arg(long, default_value_t = 10_000)]
+        terminals: usize,
+        /// Messages approved one after another (each measured).
+        #[arg(long, default_value_t = 3)]
+        messages: usize,
+        /// mqtt://host:port of an external broker instead of the embedded gateway.
+        #[arg(long)]
+        broker: Option<String>,
+        /// Simulator processes (default: one per 10,000 terminals).
+        #[arg(long)]
+        sim_processes: Option<usize>,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.
@@ -82,6 +100,9 @@ pub async fn run(_cfg: &Config, cmd: BenchCmd) -> anyhow::Result<()> {
         }
         BenchCmd::Dashboard { households, requests, database_url } => {
             dashboard(households, requests, database_url).await?;
+        }
+        BenchCmd::Dispatch { terminals, messages, broker, sim_processes, database_url } => {
+            dispatch(terminals, messages, broker, sim_processes, database_url).await?;
         }
     }
     Ok(())
@@ -227,4 +248,188 @@ impl Http {
         self.buf.extend_from_slice(&tmp[..n]);
         Ok(())
     }
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn percentiles(mut v: Vec<i64>) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.sort_unstable();
+    let p = |q: f64| v[((v.len() as f64 * q).ceil() as usize).saturating_sub(1).min(v.len() - 1)];
+    format!("p50={}ms p99={}ms max={}ms", p(0.5), p(0.99), v[v.len() - 1])
+}
+
+async fn dispatch(
+    n: usize,
+    messages: usize,
+    broker: Option<String>,
+    sim_processes: Option<usize>,
+    url: Option<String>,
+) -> anyhow::Result<()> {
+    use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
+    use cuncun_store::eb::{NewMessage, NewResource};
+    if broker.is_none() && n > 19_000 {
+        bail!(
+            "{n} terminals: one gateway process holds at most 19,000 here (20,000 open files per process); \
+             the multi-process scale-out path is not built yet"
+        );
+    }
+    let (store, _url) = empty_store(url).await?;
+    let county = RegionCode::parse("500236")?;
+    let regions = cuncun_regions::extract(county.short())?;
+    store.import_regions(&regions, county.short(), &Actor::cli("bench")).await?;
+    let villages: Vec<RegionCode> =
+        regions.iter().filter(|r| r.level == RegionLevel::Village).map(|r| r.code.clone()).collect();
+    let mut csv = String::from("id,secret\n");
+    let mut rs = Vec::with_capacity(n);
+    for i in 0..n {
+        let v = &villages[i % villages.len()];
+        let seq = (i / villages.len()) as u32 + 1;
+        let ebrid = Ebrid::generate(v, ResourceKind::OutdoorLoudspeaker, seq)?;
+        let secret = cuncun_eb::new_secret();
+        csv.push_str(&format!("{},{}\n", ebrid, secret));
+        rs.push(NewResource {
+            kind: ResourceKind::OutdoorLoudspeaker,
+            region_code: v.clone(),
+            name: format!("bench {i}"),
+            vendor: String::new(),
+            model: String::new(),
+            lon: None,
+            lat: None,
+            install_date: String::new(),
+            ebrid: Some(ebrid),
+            secret_hash: cuncun_eb::hash_secret(&secret),
+        });
+    }
+    store.insert_resources(&rs, &Actor::cli("bench")).await?;
+    drop(rs);
+    let dir = std::env::temp_dir().join(format!("cuncun-bench-dispatch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let creds = dir.join("credentials.csv");
+    std::fs::write(&creds, csv)?;
+    let auth = std::sync::Arc::new(cuncun_eb::DeviceAuth::new(store.device_credentials().await?));
+    let rss_before = rss_mib();
+    let (bus, events, target) = match &broker {
+        None => {
+            let l = cuncun_web::bind("bench gateway", "127.0.0.1:0").await?;
+            let addr = l.local_addr()?;
+            let cfg = cuncun_gateway::GatewayConfig { max_connections: n + 10, ..Default::default() };
+            let (bus, ev) = cuncun_gateway::start_embedded(vec![l], cfg, auth.clone()).await?;
+            (bus, ev, addr.to_string())
+        }
+        Some(b) => {
+            let (bus, ev) = cuncun_gateway::connect_external(b, "cuncun-bench-platform", None, None).await?;
+            (bus, ev, b.trim_start_matches("mqtt://").to_string())
+        }
+    };
+    let eb = cuncun_eb::start(store.clone(), bus.clone(), events, auth, cuncun_eb::EbConfig::default()).await?;
+    let procs = sim_processes.unwrap_or(n.div_ceil(10_000)).max(1);
+    let exe = std::env::current_exe()?;
+    let mut sim = tokio::process::Command::new(exe)
+        .args(["sim", "--target", &target, "--credentials"])
+        .arg(&creds)
+        .args(["--processes", &procs.to_string(), "--start-delay", "0", "--hb-interval", "30s", "--duration", "30m"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the simulator")?;
+    let t_conn = Instant::now();
+    let online = |store: std::sync::Arc<dyn Store>, county: RegionCode| async move {
+        let rows = store.resources_in(&county, &[], false, 1_000_000, 0).await?;
+        anyhow::Ok(rows.iter().filter(|r| r.online == Some(true)).count())
+    };
+    let mut last = 0;
+    loop {
+        let k = online(store.clone(), county.clone()).await?;
+        if k >= n {
+            break;
+        }
+        if t_conn.elapsed() > Duration::from_secs(600) {
+            bail!("only {k} of {n} terminals came online within 10 minutes");
+        }
+        if k != last {
+            last = k;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let connect_s = t_conn.elapsed().as_secs_f64();
+    let rss_after = rss_mib();
+    println!(
+        "bench dispatch path={} terminals={n} sim_processes={procs} all_online={connect_s:.1}s ({:.0}/s incl. status writes) platform_rss={rss_after:.0}MiB per_terminal={:.1}KB",
+        if broker.is_some() { "external-broker" } else { "embedded" },
+        n as f64 / connect_s,
+        (rss_after - rss_before) * 1024.0 / n as f64
+    );
+    let platform = Ebrid::generate(&county, ResourceKind::Platform, 1)?;
+    for i in 0..messages {
+        let now = cuncun_store::now_ms();
+        let m = store
+            .create_message(
+                &NewMessage {
+                    platform: platform.clone(),
+                    msg_type: "broadcast".into(),
+                    related_ebmid: None,
+                    priority: "emergency".into(),
+                    drill: true,
+                    event_type: "11B03".into(),
+                    severity: 2,
+                    title: format!("基准测试 {i}"),
+                    body: "暴雨橙色预警：预计未来6小时内全县有暴雨，请注意防范。".repeat(6),
+                    lang: "zho".into(),
+                    audio_sha256: None,
+                    audio_size: None,
+                    areas: vec![county.clone()],
+                    terminals: vec![],
+                    start_ms: now,
+                    end_ms: now + 600_000,
+                    repeat_count: 1,
+                    volume: None,
+                    source: "local".into(),
+                    owner_region: county.clone(),
+                    author_id: None,
+                },
+                &Actor::cli("bench"),
+            )
+            .await?;
+        store.transition_message(m.id, MessageStatus::Draft, MessageStatus::Submitted, None, &Actor::cli("bench")).await?;
+        store.transition_message(m.id, MessageStatus::Submitted, MessageStatus::Approved, None, &Actor::cli("bench")).await?;
+        let t0 = cuncun_store::now_ms();
+        eb.kick();
+        let waited = Instant::now();
+        loop {
+            let s = store.delivery_summary(m.id).await?;
+            if (s.received as usize >= n && s.started as usize >= n) || waited.elapsed() > Duration::from_secs(120) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let rows = store.deliveries(m.id, false, 10_000_000).await?;
+        let rec: Vec<i64> = rows.iter().filter_map(|d| d.received_ms.map(|t| t - t0)).collect();
+        let st: Vec<i64> = rows.iter().filter_map(|d| d.started_ms.map(|t| t - t0)).collect();
+        println!(
+            "bench dispatch message={i} received={}/{n} [{}] started={}/{n} [{}] all_recorded_in_db_after={:.1}s",
+            rec.len(),
+            percentiles(rec.clone()),
+            st.len(),
+            percentiles(st),
+            waited.elapsed().as_secs_f64()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let _ = sim.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
