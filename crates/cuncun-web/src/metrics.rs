@@ -77,12 +77,43 @@ pub async fn track(
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &state.metrics.registry) {
-        Ok(()) => (
+        Ok(()) => {
+            if let Some(eb) = &state.eb {
+                // Counters kept by the gateway and the broadcast service, inserted before "# EOF".
+                let g = eb.bus.stats();
+                let s = &eb.stats;
+                let ld = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+                let mut extra = String::new();
+                for (name, kind, help, v) in [
+                    ("cuncun_terminals_connected", "gauge", "Terminals connected to the gateway now", g.connected),
+                    ("cuncun_terminal_connects", "counter", "Successful terminal CONNECTs", g.connects_total),
+                    ("cuncun_terminal_refused_auth", "counter", "CONNECTs refused for bad credentials", g.refused_auth),
+                    ("cuncun_terminal_refused_capacity", "counter", "CONNECTs refused at max_connections", g.refused_capacity),
+                    ("cuncun_terminal_malformed_packets", "counter", "Connections closed for malformed packets", g.malformed),
+                    ("cuncun_terminal_acl_denied", "counter", "Subscriptions and publishes refused by the ACL", g.acl_denied),
+                    ("cuncun_eb_reports", "counter", "Reports received from terminals", ld(&s.reports)),
+                    ("cuncun_eb_reports_malformed", "counter", "Terminal reports dropped as malformed", ld(&s.malformed)),
+                    ("cuncun_eb_receipts", "counter", "Receipts received", ld(&s.receipts)),
+                    ("cuncun_eb_heartbeats", "counter", "Heartbeats received", ld(&s.heartbeats)),
+                    ("cuncun_eb_dispatched", "counter", "Messages dispatched", ld(&s.dispatched)),
+                    ("cuncun_eb_resends", "counter", "Targeted re-sends", ld(&s.resends)),
+                    ("cuncun_eb_flushes", "counter", "Batched writes of terminal reports", ld(&s.flushes)),
+                ] {
+                    let sample = if kind == "counter" { format!("{name}_total") } else { name.to_string() };
+                    extra.push_str(&format!("# HELP {name} {help}.\n# TYPE {name} {kind}\n{sample} {v}\n"));
+                }
+                match out.rfind("# EOF") {
+                    Some(i) => out.insert_str(i, &extra),
+                    None => out.push_str(&extra),
+                }
+            }
+            (
             StatusCode::OK,
             [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
             out,
         )
-            .into_response(),
+            .into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

@@ -29,6 +29,10 @@ pub struct DemoArgs {
     /// Load the data and exit without serving.
     #[arg(long)]
     pub no_serve: bool,
+    /// How many of the demo's devices to simulate in-process, so that the dashboard is alive
+    /// (0 = none; default: all).
+    #[arg(long)]
+    pub sim: Option<usize>,
 }
 
 /// Demo accounts: (username, display name, role, region: None = the county, Some(i) = i-th township).
@@ -78,7 +82,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("{announce}");
         return Ok(());
     }
-    crate::serve(&cfg, store, Some(announce)).await
+    let creds_path = args.data_dir.join("sim-credentials.csv");
+    let want = args.sim;
+    let on_bus: Option<crate::OnBus> = match cuncun_sim::load_credentials(&creds_path) {
+        Ok(mut creds) if want != Some(0) => {
+            if let Some(n) = want {
+                creds.truncate(n);
+            }
+            Some(Box::new(move |addr| {
+                println!("simulating {} terminals and front-ends", creds.len());
+                // A few offline episodes an hour each, so that the online rate has something to show.
+                let cfg = cuncun_sim::SimConfig { offline_rate: 0.5, ..Default::default() };
+                tokio::spawn(async move {
+                    cuncun_sim::run(cfg, creds, addr, std::future::pending::<()>()).await;
+                });
+            }))
+        }
+        Ok(_) => None,
+        Err(e) => {
+            eprintln!("note: no simulated terminals ({e:#})");
+            None
+        }
+    };
+    crate::serve(&cfg, store, Some(announce), on_bus).await
 }
 
 /// Loads the county once; later runs find it and leave the data as it is.

@@ -146,7 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Serve => {
             let store = open_store(&cfg).await?;
-            serve(&cfg, store, None).await?;
+            serve(&cfg, store, None, None).await?;
         }
         Cmd::Demo(args) => demo::run(args).await?,
         Cmd::Migrate => {
@@ -211,10 +211,12 @@ pub async fn start_eb(
     cfg: &Config,
     store: Arc<dyn Store>,
     web_addr: std::net::SocketAddr,
-) -> anyhow::Result<Arc<cuncun_eb::EbHandle>> {
+) -> anyhow::Result<(Arc<cuncun_eb::EbHandle>, Option<std::net::SocketAddr>)> {
     let auth = Arc::new(cuncun_eb::DeviceAuth::new(store.device_credentials().await?));
+    let mut bus_addr = None;
     let (bus, events) = if cfg.bus.url == "embedded" {
         let listener = cuncun_web::bind("bus.listen", &cfg.bus.listen).await?;
+        bus_addr = Some(listener.local_addr()?);
         tracing::info!(addr = %listener.local_addr()?, "terminal gateway listening");
         let gw = cuncun_gateway::GatewayConfig { max_connections: cfg.bus.max_connections, ..Default::default() };
         cuncun_gateway::start_embedded(vec![listener], gw, auth.clone()).await?
@@ -234,19 +236,30 @@ pub async fn start_eb(
         },
         ..Default::default()
     };
-    cuncun_eb::start(store, bus, events, auth, eb_cfg).await
+    Ok((cuncun_eb::start(store, bus, events, auth, eb_cfg).await?, bus_addr))
 }
 
+/// Called once the terminal gateway listens, with its address (e.g. to start simulated terminals).
+pub type OnBus = Box<dyn FnOnce(std::net::SocketAddr) + Send>;
+
 /// Serves until Ctrl-C. `announce` is printed once the listeners are bound.
-pub async fn serve(cfg: &Config, store: Arc<dyn Store>, announce: Option<String>) -> anyhow::Result<()> {
+pub async fn serve(
+    cfg: &Config,
+    store: Arc<dyn Store>,
+    announce: Option<String>,
+    on_bus: Option<OnBus>,
+) -> anyhow::Result<()> {
     let app = cuncun_web::bind("web.listen", &cfg.web.listen).await?;
     let ops = cuncun_web::bind("web.ops_listen", &cfg.web.ops_listen).await?;
-    let eb = start_eb(cfg, store.clone(), app.local_addr()?).await?;
+    let (eb, bus_addr) = start_eb(cfg, store.clone(), app.local_addr()?).await?;
     let url = format!("http://{}", app.local_addr()?);
     let ops_url = format!("http://{}", ops.local_addr()?);
     println!("cuncun is serving at {url}  (health and metrics: {ops_url}/healthz {ops_url}/metrics)");
-    if cfg.bus.url == "embedded" {
-        println!("terminals connect to mqtt://{} (docs/TERMINAL_PROTOCOL.md)", cfg.bus.listen);
+    if let Some(a) = bus_addr {
+        println!("terminals connect to mqtt://{a} (docs/TERMINAL_PROTOCOL.md)");
+        if let Some(f) = on_bus {
+            f(a);
+        }
     }
     if let Some(a) = announce {
         println!("{a}");

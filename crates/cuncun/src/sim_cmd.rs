@@ -408,6 +408,9 @@ pub struct FanoutArgs {
     /// Terminals send no receipts (bare receivers, as the anchor figures were measured).
     #[arg(long)]
     pub silent_terminals: bool,
+    /// Let the gateway read terminals' messages during a fan-out instead of after it.
+    #[arg(long)]
+    pub no_read_yield: bool,
     /// Connects at once per simulator process.
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
@@ -436,6 +439,7 @@ pub async fn bench_fanout(a: FanoutArgs) -> anyhow::Result<()> {
         json: a.json,
         ready_timeout: a.ready_timeout,
         broker_only: a.broker_only,
+        reads_yield: !a.no_read_yield,
     })
     .await?;
     Ok(())

@@ -64,11 +64,12 @@ struct Demo {
 }
 
 /// Starts `cuncun demo` in `dir` and waits until it has printed its address and the password.
-fn start_demo(dir: &Path) -> Demo {
+fn start_demo(dir: &Path, sim: usize) -> Demo {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cuncun"));
     cmd.args(["demo", "--data-dir"])
         .arg(dir.join("data"))
-        .args(["--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--ops-listen", "127.0.0.1:0", "--bus-listen", "127.0.0.1:0"])
+        .args(["--sim", &sim.to_string()])
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -418,7 +419,7 @@ fn a_person_in_chromium() {
     }
     let started = Instant::now();
     let work = TempDir::new("work");
-    let demo = start_demo(&work.0);
+    let demo = start_demo(&work.0, 0);
     let base = demo.url.clone();
 
     // The ops listener answers too (a plain HTTP check, not the browser).
@@ -549,4 +550,50 @@ fn a_person_in_chromium() {
     b.logout();
     drop(b);
     eprintln!("browser scenario done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// A department sender composes a warning, a reviewer approves it, and the live view shows it
+/// reaching the simulated terminals of the township.
+#[test]
+fn a_warning_reaches_simulated_terminals_in_chromium() {
+    if !tools_present() {
+        return;
+    }
+    let work = TempDir::new("warning");
+    // The first 600 devices of the demo (ordered by region) cover township 500236001 entirely.
+    let demo = start_demo(&work.0, 600);
+    let base = demo.url.clone();
+    let b = Browser::start(&work.0);
+
+    b.login(&base, "qixiang", &demo.password);
+    b.goto(&format!("{base}/eb/messages/new"));
+    b.type_into("#title", "暴雨橙色预警（浏览器测试）");
+    b.type_into("#text", "预计未来6小时内有暴雨，请注意防范。");
+    let areas = b.el("#areas");
+    b.click(&areas);
+    b.script("document.getElementById('areas').value = '500236001';");
+    b.click(&b.el("#save-draft"));
+    b.wait("the draft page", || b.path().starts_with("/eb/messages/").then_some(()));
+    let msg_path = b.path();
+    assert!(b.text_of("#live-status").contains("草稿"), "{}", b.where_());
+    let reach: i64 = b.text_of("#reach-terminals").trim().parse().unwrap();
+    assert!(reach > 0, "the township has terminals: {}", b.where_());
+    b.click(&b.el("#action-submit"));
+    b.wait("submitted", || b.text_of("#live-status").contains("待审核").then_some(()));
+    assert!(b.els("#action-approve").is_empty(), "a department sender is offered no approval");
+    b.logout();
+
+    b.login(&base, "shenhe", &demo.password);
+    b.goto(&format!("{base}{msg_path}"));
+    b.click(&b.el("#action-approve"));
+    // The live view (server-sent events) counts receipts from the simulated terminals.
+    let got = b.wait("every target to receive the warning", || {
+        let targets: i64 = b.text_of("#d-targets").trim().parse().ok()?;
+        let received: i64 = b.text_of("#d-received").trim().parse().ok()?;
+        (targets > 0 && received == targets).then_some(targets)
+    });
+    assert_eq!(got, reach, "the targets are the terminals of the township");
+    let status = b.attr(&b.el("#live-status"), "data-status");
+    assert!(status == "dispatching" || status == "completed", "{status}");
+    assert_eq!(b.text_of("#d-pending"), "0");
 }
