@@ -398,6 +398,14 @@ impl Drop for Browser {
 
 // ---- the scenario ----
 
+/// One browser test at a time: they would race for chromedriver's port, and a debug build of the
+/// demo plus Chromium already fills this machine's two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tools_present() -> bool {
     let present = Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists();
     if !present {
@@ -417,6 +425,7 @@ fn a_person_in_chromium() {
     if !tools_present() {
         return;
     }
+    let _one_at_a_time = serial();
     let started = Instant::now();
     let work = TempDir::new("work");
     let demo = start_demo(&work.0, 0);
@@ -559,6 +568,7 @@ fn a_warning_reaches_simulated_terminals_in_chromium() {
     if !tools_present() {
         return;
     }
+    let _one_at_a_time = serial();
     let work = TempDir::new("warning");
     // The first 600 devices of the demo (ordered by region) cover township 500236001 entirely.
     let demo = start_demo(&work.0, 600);
