@@ -215,8 +215,9 @@ pub trait EbStore: Send + Sync {
     /// Terminals in `scope` registered before `to_ms` with their connections overlapping [from, to).
     async fn online_history(&self, scope: &RegionCode, from_ms: i64, to_ms: i64) -> Result<Vec<OnlineHistory>>;
     async fn add_resource(&self, r: &NewResource, actor: &Actor) -> Result<Resource>;
-    /// Bulk insert (imports, the demo); codes are generated where absent. Returns the rows.
-    async fn insert_resources(&self, rs: &[NewResource], actor: &Actor) -> Result<u64>;
+    /// Bulk insert in one transaction (imports, the demo); codes are generated where absent.
+    /// Returns the code of each row, in order.
+    async fn insert_resources(&self, rs: &[NewResource], actor: &Actor) -> Result<Vec<String>>;
     async fn resource(&self, id: i64) -> Result<Option<Resource>>;
     async fn resource_by_ebrid(&self, ebrid: &str) -> Result<Option<Resource>>;
     /// Resources in `scope` with their status; `kinds` empty = all; retired excluded unless asked.

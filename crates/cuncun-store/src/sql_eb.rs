@@ -134,7 +134,7 @@ impl SqlStore {
         Ok(out)
     }
 
-    pub(crate) async fn insert_resources_tx(&self, tx: &mut Transaction<'static, Any>, rs: &[NewResource]) -> Result<()> {
+    pub(crate) async fn insert_resources_tx(&self, tx: &mut Transaction<'static, Any>, rs: &[NewResource]) -> Result<Vec<String>> {
         let codes = self.assign_codes(tx, rs).await?;
         let now = now_ms();
         let rows: Vec<Vec<Val>> = rs
@@ -166,7 +166,7 @@ impl SqlStore {
         )
         .await
         .map_err(|e| crate::sql::conflict_or(e, || "a resource code in the batch already exists".into()))?;
-        Ok(())
+        Ok(codes)
     }
 
     async fn fetch_message(&self, tx: &mut Transaction<'static, Any>, id: i64) -> Result<Message> {
@@ -281,13 +281,13 @@ impl EbStore for SqlStore {
         Ok(res)
     }
 
-    async fn insert_resources(&self, rs: &[NewResource], actor: &Actor) -> Result<u64> {
+    async fn insert_resources(&self, rs: &[NewResource], actor: &Actor) -> Result<Vec<String>> {
         let mut w = self.begin_write().await?;
-        self.insert_resources_tx(&mut w.tx, rs).await?;
+        let codes = self.insert_resources_tx(&mut w.tx, rs).await?;
         let summary = serde_json::json!({ "resources": rs.len() }).to_string();
         self.append_audit(&mut w.tx, actor, "resource.import", "eb_resource", "batch", "", &summary).await?;
         w.tx.commit().await?;
-        Ok(rs.len() as u64)
+        Ok(codes)
     }
 
     async fn resource(&self, id: i64) -> Result<Option<Resource>> {

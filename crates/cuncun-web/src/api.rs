@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{id}/sessions", get(user_sessions).delete(revoke_user_sessions))
         .route("/audit", get(audit))
         .route("/eb/terminals", get(eb_terminals).post(eb_register))
+        .route("/eb/terminals/import", axum::routing::post(eb_import))
         .route("/eb/messages", get(eb_messages).post(eb_compose))
         .route("/eb/messages/{id}", get(eb_message))
         .route("/eb/messages/{id}/undelivered", get(eb_undelivered))
@@ -401,4 +402,28 @@ async fn eb_undelivered(State(state): State<AppState>, c: Caller, Path(id): Path
 async fn eb_act(State(state): State<AppState>, c: Caller, Path((id, action)): Path<(String, String)>) -> Result<Json<Value>, AppError> {
     let m = crate::eb_pages::act_checked(&state, &c, id_param(&id)?, &action).await?;
     Ok(Json(json!({ "message": m })))
+}
+
+#[derive(Deserialize)]
+struct ImportQ {
+    mode: Option<String>,
+}
+
+/// The body is the .xlsx file itself.
+async fn eb_import(
+    State(state): State<AppState>,
+    c: Caller,
+    Query(q): Query<ImportQ>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let valid_rows_only = match q.mode.as_deref() {
+        None | Some("all") => false,
+        Some("valid_rows") => true,
+        Some(other) => return Err(AppError::BadRequest(format!("mode {other:?}: expected all or valid_rows"))),
+    };
+    let r = crate::eb_pages::import_checked(&state, &c, &body, valid_rows_only).await?;
+    let status = if r.imported == 0 && !r.errors.is_empty() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let errors: Vec<Value> = r.errors.iter().map(|(row, col, msg)| json!({"row": row, "column": col, "message": msg})).collect();
+    let devices: Vec<Value> = r.created.iter().map(|(code, secret)| json!({"resource_code": code, "secret": secret})).collect();
+    Ok((status, Json(json!({ "imported": r.imported, "errors": errors, "devices": devices }))).into_response())
 }

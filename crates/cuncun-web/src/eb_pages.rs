@@ -20,6 +20,10 @@ use serde::Deserialize;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/eb/terminals", get(terminals_page).post(register))
+        .route("/eb/terminals/template.xlsx", get(template_xlsx))
+        .route("/eb/terminals/export.xlsx", get(export_xlsx))
+        .route("/eb/terminals/import", post(import_xlsx))
+        .route("/downloads/{token}", get(download))
         .route("/eb/terminals/{id}", get(terminal_page))
         .route("/eb/terminals/{id}/retire", post(retire))
         .route("/eb/terminals/{id}/secret", post(reset_secret))
@@ -267,6 +271,204 @@ async fn terminal_page(State(state): State<AppState>, c: Caller, Path(id): Path<
     let connections = state.store.connections(id, 100).await?;
     let logs = state.store.broadcast_logs(id, 100).await?;
     render(&TerminalPage { c: Chrome::of(&c, &format!("/eb/terminals/{id}")), r, connections, logs })
+}
+
+// ---- Excel import and export ----
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+fn xlsx_response(name: &str, bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, XLSX.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+fn sheet_err(e: cuncun_xlsx::SheetError) -> AppError {
+    AppError::Internal(format!("writing a workbook: {e}"))
+}
+
+async fn template_xlsx(_c: Caller) -> Result<Response, AppError> {
+    Ok(xlsx_response("terminals-template.xlsx", cuncun_xlsx::resources::resources_template().map_err(sheet_err)?))
+}
+
+async fn export_xlsx(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
+    let rows = state.store.resources_in(&c.user.region_code, &[], false, 1_000_000, 0).await?;
+    let conv: Vec<(cuncun_xlsx::resources::ResourceRow, String)> = rows
+        .iter()
+        .map(|r| {
+            let status = match r.online {
+                Some(true) => c.lang.s("eb.online"),
+                Some(false) => c.lang.s("eb.offline"),
+                None => c.lang.s("eb.never"),
+            };
+            (
+                cuncun_xlsx::resources::ResourceRow {
+                    kind: r.resource.kind,
+                    region_code: r.resource.region_code.clone(),
+                    name: r.resource.name.clone(),
+                    vendor: r.resource.vendor.clone(),
+                    model: r.resource.model.clone(),
+                    install_date: r.resource.install_date.clone(),
+                    lon: r.resource.lon,
+                    lat: r.resource.lat,
+                    ebrid: Ebrid::parse(&r.resource.ebrid).ok(),
+                },
+                status.to_string(),
+            )
+        })
+        .collect();
+    let bytes = cuncun_xlsx::resources::export_resources(conv.iter().map(|(r, s)| (r, s.as_str()))).map_err(sheet_err)?;
+    state.store.audit(&c.actor(), "resource.export", "eb_resource", c.user.region_code.short(), "", &format!("{{\"rows\":{}}}", conv.len())).await?;
+    Ok(xlsx_response(&format!("terminals-{}.xlsx", c.user.region_code.short()), bytes))
+}
+
+/// What an import did, for the page and the API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportResult {
+    pub imported: usize,
+    pub skipped_rows: Vec<u32>,
+    pub errors: Vec<(u32, String, String)>,
+    /// Download token of the error report (.xlsx), if there were errors.
+    pub report: Option<String>,
+    /// Download token of the new devices' codes and secrets (CSV), if any were imported.
+    pub secrets: Option<String>,
+    /// (code, secret) of each imported device, for API clients.
+    pub created: Vec<(String, String)>,
+}
+
+/// Validates every row, checks regions, scope and existing codes, then imports all rows in one
+/// transaction, or nothing when any row is bad unless `valid_rows_only` was chosen explicitly.
+pub async fn import_checked(state: &AppState, c: &Caller, bytes: &[u8], valid_rows_only: bool) -> Result<ImportResult, AppError> {
+    if !c.user.role.can_edit_regions() {
+        return Err(AppError::Forbidden("your role may not register devices".into()));
+    }
+    let mut out = cuncun_xlsx::resources::parse_resources(bytes);
+    let mut checks = Vec::new();
+    for (row, r) in &out.valid {
+        let mut errs = Vec::new();
+        if !c.in_scope(&r.region_code) {
+            errs.push(("region_code", format!("区划 {} 不在您的管辖范围内", r.region_code), format!("region {} is outside your region", r.region_code)));
+        } else if state.store.region(&r.region_code).await?.is_none() {
+            errs.push(("region_code", format!("区划 {} 尚未导入", r.region_code), format!("region {} is not loaded", r.region_code)));
+        }
+        if let Some(e) = &r.ebrid {
+            if state.store.resource_by_ebrid(e.as_str()).await?.is_some() {
+                errs.push(("resource_code", format!("资源编码 {e} 已登记"), format!("resource code {e} is already registered")));
+            }
+        }
+        checks.push((*row, errs));
+    }
+    for (row, errs) in checks {
+        for (col, zh, en) in errs {
+            out.add_error(row, col, (zh, en));
+        }
+    }
+    let mut result = ImportResult {
+        imported: 0,
+        skipped_rows: {
+            let mut v: Vec<u32> = out.errors.iter().map(|e| e.row).filter(|r| *r > 0).collect();
+            v.dedup();
+            v
+        },
+        errors: out.errors.iter().map(|e| (e.row, e.label.clone(), format!("{} / {}", e.message.zh, e.message.en))).collect(),
+        report: None,
+        secrets: None,
+        created: Vec::new(),
+    };
+    if !out.errors.is_empty() {
+        let report = out.error_report(Some(bytes)).map_err(sheet_err)?;
+        result.report = Some(state.downloads.put(c.user.id, "import-errors.xlsx".into(), XLSX, report));
+        if !valid_rows_only {
+            return Ok(result);
+        }
+    }
+    let mut secrets = Vec::new();
+    let rows: Vec<NewResource> = out
+        .valid
+        .iter()
+        .map(|(_, r)| {
+            let secret = cuncun_eb::new_secret();
+            let hash = cuncun_eb::hash_secret(&secret);
+            secrets.push(secret);
+            NewResource {
+                kind: r.kind,
+                region_code: r.region_code.clone(),
+                name: r.name.clone(),
+                vendor: r.vendor.clone(),
+                model: r.model.clone(),
+                lon: r.lon,
+                lat: r.lat,
+                install_date: r.install_date.clone(),
+                ebrid: r.ebrid.clone(),
+                secret_hash: hash,
+            }
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(result);
+    }
+    let codes = state.store.insert_resources(&rows, &c.actor()).await?;
+    let mut csv = String::from("\u{feff}resource_code,name,region_code,secret\n");
+    let mut pairs = Vec::new();
+    for ((r, secret), code) in rows.iter().zip(&secrets).zip(&codes) {
+        csv.push_str(&format!("{code},\"{}\",{},{secret}\n", r.name.replace('"', "\"\""), r.region_code));
+        pairs.push((code.clone(), r.secret_hash.clone(), r.region_code.as_str().to_string()));
+        result.created.push((code.clone(), secret.clone()));
+    }
+    if let Some(eb) = &state.eb {
+        for (e, h, reg) in &pairs {
+            eb.auth.set(e, h, reg);
+        }
+    }
+    result.imported = rows.len();
+    result.secrets = Some(state.downloads.put(c.user.id, "device-secrets.csv".into(), "text/csv; charset=utf-8", csv.into_bytes()));
+    Ok(result)
+}
+
+#[derive(Template)]
+#[template(path = "eb_import.html")]
+struct ImportPage {
+    c: Chrome,
+    r: ImportResult,
+    valid_rows_only: bool,
+}
+
+async fn import_xlsx(State(state): State<AppState>, c: Caller, mut mp: axum::extract::Multipart) -> Result<Response, AppError> {
+    let (mut csrf, mut file, mut valid_rows_only) = (String::new(), Vec::new(), false);
+    while let Some(field) = mp.next_field().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))? {
+        match field.name().unwrap_or("") {
+            "csrf" => csrf = field.text().await.unwrap_or_default(),
+            "mode" => valid_rows_only = field.text().await.unwrap_or_default() == "valid_rows",
+            "file" => file = field.bytes().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))?.to_vec(),
+            _ => {}
+        }
+    }
+    c.check_csrf(&csrf)?;
+    if file.is_empty() {
+        return Err(AppError::BadRequest("file: choose an .xlsx file".into()));
+    }
+    let r = import_checked(&state, &c, &file, valid_rows_only).await?;
+    render(&ImportPage { c: Chrome::of(&c, "/eb/terminals"), r, valid_rows_only })
+}
+
+async fn download(State(state): State<AppState>, c: Caller, Path(token): Path<String>) -> Result<Response, AppError> {
+    let d = state
+        .downloads
+        .take(c.user.id, &token)
+        .ok_or_else(|| AppError::NotFound("this download has expired or was already taken".into()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, d.content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", d.file_name)),
+        ],
+        d.bytes,
+    )
+        .into_response())
 }
 
 // ---- messages ----

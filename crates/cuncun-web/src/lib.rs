@@ -54,6 +54,40 @@ pub struct AppState {
     pub platform_region: Option<cuncun_domain::RegionCode>,
     /// Audio store and text-to-speech; messages get spoken audio when present.
     pub media: Option<Arc<Media>>,
+    /// Files produced for one user to download once (import reports, device secrets), 1 h.
+    pub downloads: Arc<Downloads>,
+}
+
+/// A short-lived, per-user stash of generated files, so that a page can show a result and offer
+/// its file (an error report, a list of new device secrets) without writing it to disk.
+#[derive(Default)]
+pub struct Downloads(std::sync::Mutex<std::collections::HashMap<String, Download>>);
+
+pub struct Download {
+    pub user_id: i64,
+    pub created: std::time::Instant,
+    pub file_name: String,
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+impl Downloads {
+    pub fn put(&self, user_id: i64, file_name: String, content_type: &'static str, bytes: Vec<u8>) -> String {
+        let token = auth::random_token();
+        if let Ok(mut m) = self.0.lock() {
+            m.retain(|_, d| d.created.elapsed() < std::time::Duration::from_secs(3600));
+            m.insert(token.clone(), Download { user_id, created: std::time::Instant::now(), file_name, content_type, bytes });
+        }
+        token
+    }
+    /// The file, once, and only for the user it was made for.
+    pub fn take(&self, user_id: i64, token: &str) -> Option<Download> {
+        let mut m = self.0.lock().ok()?;
+        match m.get(token) {
+            Some(d) if d.user_id == user_id && d.created.elapsed() < std::time::Duration::from_secs(3600) => m.remove(token),
+            _ => None,
+        }
+    }
 }
 
 pub struct Media {
@@ -72,6 +106,7 @@ impl AppState {
             eb: None,
             platform_region: None,
             media: None,
+            downloads: Arc::new(Downloads::default()),
         }
     }
 }

@@ -129,3 +129,72 @@ async fn an_approved_update_replaces_the_original() {
         assert!(outbox.iter().any(|o| o.message_id == id && o.action == "cancel"), "terminals will be told");
     }
 }
+
+fn sheet(rows: &[[&str; 9]]) -> Vec<u8> {
+    use cuncun_xlsx::Cell;
+    let cells: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| r.iter().map(|v| if v.is_empty() { Cell::Empty } else { Cell::Text(v.to_string()) }).collect())
+        .collect();
+    cuncun_xlsx::write_rows(cuncun_xlsx::resources::COLUMNS, cuncun_xlsx::resources::SHEET_NAME, &cells).unwrap()
+}
+
+async fn import(app: &App, token: &str, bytes: Vec<u8>, mode: &str) -> (u16, Value) {
+    let r = client()
+        .post(format!("{}/api/v1/eb/terminals/import?mode={mode}", app.url))
+        .bearer_auth(token)
+        .header("content-type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn excel_import_is_all_or_nothing_and_names_every_bad_row() {
+    for app in apps().await {
+        let a = app.token("admin").await;
+        let file = sheet(&[
+            ["室外大喇叭", "500236100201", "白帝村1号大喇叭", "迪威", "EB-OL200", "2024-05-01", "109.5", "31.0", ""],
+            ["音柱", "500236100202", "八阵村音柱", "", "", "", "", "", ""],
+            ["烤面包机", "500236100201", "坏行一", "", "", "", "", "", ""],
+            ["室外大喇叭", "500299100201", "坏行二", "", "", "", "", "", ""],
+            ["室外大喇叭", "500236100201", "", "", "", "", "", "95", ""],
+        ]);
+        let (st, body) = import(&app, &a, file.clone(), "all").await;
+        assert_eq!(st, 422, "{body}");
+        assert_eq!(body["imported"], 0);
+        let rows: Vec<i64> = body["errors"].as_array().unwrap().iter().map(|e| e["row"].as_i64().unwrap()).collect();
+        assert!(rows.contains(&4) && rows.contains(&5) && rows.contains(&6), "rows 4-6 are bad: {body}");
+        assert!(!rows.contains(&2) && !rows.contains(&3), "rows 2-3 are fine: {body}");
+        let (_, list) = app.get(&a, "/api/v1/eb/terminals").await;
+        assert!(list["items"].as_array().unwrap().is_empty(), "nothing half-imported");
+        // Explicitly: import the valid rows.
+        let (st, body) = import(&app, &a, file, "valid_rows").await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["imported"], 2);
+        let devices = body["devices"].as_array().unwrap();
+        assert_eq!(devices[0]["resource_code"], "65002361002010314010101");
+        assert_eq!(devices[1]["secret"].as_str().unwrap().len(), 32);
+        let (_, list) = app.get(&a, "/api/v1/eb/terminals").await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 2);
+        // The export reads back with the same devices.
+        let r = client().get(format!("{}/eb/terminals/export.xlsx", app.url)).bearer_auth(&a).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let back = cuncun_xlsx::resources::parse_resources(&r.bytes().await.unwrap());
+        let codes: Vec<String> = back.valid.iter().filter_map(|(_, r)| r.ebrid.as_ref().map(|e| e.to_string())).collect();
+        assert_eq!(codes.len(), 2, "{:?}", back.errors);
+        // Re-importing the export refuses the already registered codes.
+        let (st, _) = import(&app, &a, cuncun_xlsx::resources::export_resources(back.valid.iter().map(|(_, r)| (r, ""))).unwrap(), "all").await;
+        assert_eq!(st, 422);
+        // A township broadcaster cannot import into another township.
+        let t = app.token("t2cast").await;
+        let other = sheet(&[["室外大喇叭", "500236001001", "越界", "", "", "", "", "", ""]]);
+        let (st, body) = import(&app, &t, other, "all").await;
+        assert_eq!(st, 422);
+        assert!(body["errors"].to_string().contains("outside your region"));
+        let (st, _) = import(&app, &t, b"not a spreadsheet".to_vec(), "all").await;
+        assert_eq!(st, 422, "a non-xlsx file is reported, not a crash");
+    }
+}
