@@ -213,6 +213,8 @@ pub struct RegionCounts {
     pub households: i64,
     pub population: i64,
     pub terminals: i64,
+    /// Terminals connected now.
+    pub terminals_online: i64,
     pub stewards: i64,
     pub outlets: i64,
 }

@@ -388,7 +388,10 @@ impl Store for SqlStore {
              (SELECT COUNT(*) FROM eb_resource WHERE region_code BETWEEN $1 AND $2 AND retired_at_ms IS NULL \
              AND kind IN ('outdoor_loudspeaker','column_speaker','in_home_receiver','set_top_box','building_pa')), \
              (SELECT COUNT(*) FROM steward WHERE region_code BETWEEN $1 AND $2), \
-             (SELECT COUNT(*) FROM outlet WHERE region_code BETWEEN $1 AND $2)",
+             (SELECT COUNT(*) FROM outlet WHERE region_code BETWEEN $1 AND $2), \
+             (SELECT COUNT(*) FROM eb_resource r JOIN terminal_status s ON s.resource_id = r.id \
+              WHERE r.region_code BETWEEN $1 AND $2 AND s.online = 1 AND r.retired_at_ms IS NULL \
+              AND r.kind IN ('outdoor_loudspeaker','column_speaker','in_home_receiver','set_top_box','building_pa'))",
         )
         .bind(lo.as_str())
         .bind(hi.as_str())
@@ -409,6 +412,7 @@ impl Store for SqlStore {
             households: hh.try_get(0)?,
             population: hh.try_get(1)?,
             terminals: row.try_get(3)?,
+            terminals_online: row.try_get(6)?,
             stewards: row.try_get(4)?,
             outlets: row.try_get(5)?,
         })

@@ -70,6 +70,7 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("count.households", "户数", "Households"),
     ("count.population", "人口", "Population"),
     ("count.terminals", "应急广播终端", "Emergency terminals"),
+    ("count.terminals_online", "当前在线终端", "Terminals online now"),
     ("count.stewards", "广电管家", "Service stewards"),
     ("count.outlets", "服务网点", "Service outlets"),
     ("region.code", "区划代码", "Region code"),
