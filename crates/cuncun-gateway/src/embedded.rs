@@ -61,6 +61,9 @@ struct Inner {
     next_no: AtomicU64,
     /// Sockets held, from accept to close, handshake included.
     open_sockets: AtomicUsize,
+    /// Large fan-outs in progress, and their end (see `GatewayConfig::reads_yield_to_fanout`).
+    fanouts: AtomicUsize,
+    fanout_done: Notify,
 }
 
 /// Subscribers of one topic. Publishes use `snapshot`, rebuilt only after membership changed, so
@@ -312,6 +315,7 @@ impl Bus for EmbeddedGateway {
             return Ok(Some(self.inner.fanout(&snap, 0..n, &pkt)));
         }
         // Thousands of syscalls take a few hundred ms: keep them off the async workers.
+        let _running = FanoutRunning::start(&self.inner);
         let threads = self.inner.cfg.fanout_threads.clamp(1, 16);
         let chunk = n.div_ceil(threads);
         let mut handles = Vec::with_capacity(threads);
@@ -365,6 +369,8 @@ pub async fn start_embedded_gateway(
         c: Counters::default(),
         next_no: AtomicU64::new(1),
         open_sockets: AtomicUsize::new(0),
+        fanouts: AtomicUsize::new(0),
+        fanout_done: Notify::new(),
     });
     let mut local_addrs = Vec::new();
     let mut accept_tasks = Vec::new();
@@ -374,6 +380,44 @@ pub async fn start_embedded_gateway(
     }
     tracing::info!(addrs = ?local_addrs, "terminal gateway listening");
     Ok((Arc::new(EmbeddedGateway { inner, local_addrs, accept_tasks }), rx))
+}
+
+/// Marks a large fan-out as running until dropped (error paths included).
+struct FanoutRunning<'a>(&'a Inner);
+
+impl<'a> FanoutRunning<'a> {
+    fn start(inner: &'a Inner) -> Self {
+        inner.fanouts.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(inner)
+    }
+}
+
+impl Drop for FanoutRunning<'_> {
+    fn drop(&mut self) {
+        if self.0.fanouts.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            self.0.fanout_done.notify_waiters();
+        }
+    }
+}
+
+impl Inner {
+    /// Waits for running large fan-outs to end, when reads are configured to yield to them.
+    async fn yield_to_fanout(&self) {
+        if !self.cfg.reads_yield_to_fanout {
+            return;
+        }
+        use std::sync::atomic::Ordering::Acquire;
+        while self.fanouts.load(Acquire) > 0 {
+            let done = self.fanout_done.notified();
+            tokio::pin!(done);
+            // Registered before the re-check, so an end in between is not missed.
+            done.as_mut().enable();
+            if self.fanouts.load(Acquire) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
 }
 
 /// Counts a socket from accept to close.
@@ -590,6 +634,7 @@ impl Session {
                     if r.is_err() {
                         return;
                     }
+                    self.inner.yield_to_fanout().await;
                     buf.reserve(READ_CHUNK);
                     match conn.stream.try_read_buf(&mut buf) {
                         Ok(0) => return,

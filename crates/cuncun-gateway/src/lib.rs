@@ -107,6 +107,9 @@ pub struct GatewayConfig {
     pub fanout_threads: usize,
     /// Pause of the accept loop after EMFILE/ENFILE (connected terminals keep being served).
     pub accept_backoff: Duration,
+    /// While a large fan-out runs, connections defer reading what terminals send (receipts,
+    /// heartbeats) until it ends, so the cores go to delivering the alert first.
+    pub reads_yield_to_fanout: bool,
 }
 
 impl Default for GatewayConfig {
@@ -121,6 +124,7 @@ impl Default for GatewayConfig {
             inline_fanout_max: 64,
             fanout_threads: 1,
             accept_backoff: Duration::from_millis(100),
+            reads_yield_to_fanout: true,
         }
     }
 }

@@ -502,3 +502,54 @@ async fn external_broker_publish_receive_presence() {
     let s = bus.stats();
     assert_eq!((s.connected, s.published), (1, 1));
 }
+
+/// Runs `fd_exhaustion_child` in a process limited to 64 open files (util-linux `prlimit`).
+#[test]
+fn fd_exhaustion_backs_off_and_keeps_serving() {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new("prlimit")
+        .arg("--nofile=64:64")
+        .arg("--")
+        .arg(exe)
+        .args(["fd_exhaustion_child", "--exact", "--include-ignored", "--nocapture", "--test-threads=1"])
+        .env("CUNCUN_GW_FD_CHILD", "1")
+        .output()
+        .expect("run prlimit (util-linux)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "child failed:\n{text}");
+    assert!(text.contains("1 passed"), "the child test did not run:\n{text}");
+}
+
+#[tokio::test]
+#[ignore = "run by fd_exhaustion_backs_off_and_keeps_serving, under a 64-file limit"]
+async fn fd_exhaustion_child() {
+    if std::env::var_os("CUNCUN_GW_FD_CHILD").is_none() {
+        return;
+    }
+    let g = start(GatewayConfig { accept_backoff: Duration::from_millis(100), ..GatewayConfig::default() }).await;
+    let mut a1 = terminal(g.addr, A1).await;
+    // Use up every descriptor, then give exactly one to a new client: the gateway cannot accept it.
+    let mut files = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        files.push(f);
+        assert!(files.len() < 1_000, "the open-files limit is not in force");
+    }
+    files.pop();
+    let mut pending = TcpStream::connect(g.addr).await.expect("connect with the last descriptor");
+    eventually("an accept error", || g.gw.stats().accept_errors > 0).await;
+    let e0 = g.gw.stats().accept_errors;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let per_s = g.gw.stats().accept_errors - e0;
+    assert!(per_s <= 30, "the accept loop spins: {per_s} failed accepts in 1 s");
+    // Connected terminals are still served.
+    let own = protocol::terminal_cmd_topic(A1);
+    assert_eq!(g.gw.publish(&own, Bytes::from_static(b"still served")).await.ok(), Some(Some(1)));
+    assert_eq!(&a1.publish_received().await.1[..], b"still served");
+    // Descriptors come back: the waiting client gets in.
+    files.truncate(files.len().saturating_sub(8));
+    pending.write_all(&connect_bytes(A2, 30)).await.expect("write CONNECT");
+    let mut ack = [0u8; 4];
+    tokio::time::timeout(T, pending.read_exact(&mut ack)).await.expect("CONNACK in time").expect("CONNACK");
+    assert_eq!(ack, [0x20, 2, 0, 0]);
+    assert_eq!(g.gw.is_online(A2), Some(true));
+}

@@ -72,6 +72,10 @@ pub struct FanoutOptions {
     pub ready_timeout: Duration,
     /// Skip the embedded gateway (measure only the broker).
     pub broker_only: bool,
+    /// `GatewayConfig::reads_yield_to_fanout`.
+    pub reads_yield: bool,
+    /// Run the simulator processes at this niceness (0: same priority as the server).
+    pub sim_nice: u8,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,8 +102,12 @@ pub struct RunResult {
     pub server: String,
     pub terminals: usize,
     pub sim_processes: usize,
+    pub sim_nice: u8,
+    pub receipts: bool,
     pub connect_s: f64,
     pub connects_per_s: f64,
+    pub server_rss_before_mb: Option<f64>,
+    pub server_rss_after_mb: Option<f64>,
     pub server_rss_delta_mb: Option<f64>,
     pub rss_per_connection_kb: Option<f64>,
     pub publishes: Vec<PublishResult>,
@@ -107,6 +115,9 @@ pub struct RunResult {
     pub median_p99_ms: f64,
     pub median_max_ms: f64,
     pub storm: Option<StormResult>,
+    /// CPU used by processes other than this benchmark's (and the broker's) while publishing, in %
+    /// of one core: others working on this 2-core machine make the figures worse.
+    pub foreign_cpu_pct: Option<f64>,
     pub up_events: BTreeMap<String, u64>,
     pub gateway: Option<cuncun_gateway::GatewayStats>,
 }
@@ -162,6 +173,23 @@ fn vm_rss_kb(pid: &str) -> Option<f64> {
     s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Busy time of the whole machine, in clock ticks.
+fn machine_busy_ticks() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = s.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = v.iter().take(8).sum();
+    Some(total - v.get(3)? - v.get(4)?)
+}
+
+/// CPU time (user + system) of one process, in clock ticks.
+fn process_ticks(pid: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 /// The pid of a running `mosquitto`, to read its memory.
 fn find_process(name: &str) -> Option<String> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
@@ -181,12 +209,22 @@ async fn run_embedded(opts: &FanoutOptions, creds: &[(String, String)], creds_fi
     sock.bind("127.0.0.1:0".parse()?)?;
     let listener = sock.listen(8192)?;
     let addr = listener.local_addr()?;
-    let cfg = GatewayConfig { fanout_threads: opts.fanout_threads.max(1), ..GatewayConfig::default() };
+    let cfg = GatewayConfig {
+        fanout_threads: opts.fanout_threads.max(1),
+        reads_yield_to_fanout: opts.reads_yield,
+        ..GatewayConfig::default()
+    };
     let rss0 = vm_rss_kb("self");
     let (gw, events) = cuncun_gateway::start_embedded_gateway(vec![listener], cfg, auth).await?;
     let bus: Arc<dyn Bus> = gw.clone();
-    let label = format!("embedded gateway (127.0.0.1:{}, {} fan-out thread(s))", addr.port(), opts.fanout_threads.max(1));
-    let mut r = measure(opts, &label, bus, events, &addr.to_string(), creds_file, dir, &|| vm_rss_kb("self"), rss0).await?;
+    let label = format!(
+        "embedded gateway (127.0.0.1:{}, {} fan-out thread(s), reads {})",
+        addr.port(),
+        opts.fanout_threads.max(1),
+        if opts.reads_yield { "yield to fan-out" } else { "concurrent with fan-out" }
+    );
+    let mut r =
+        measure(opts, &label, bus, events, &addr.to_string(), creds_file, dir, &|| vm_rss_kb("self"), rss0, None).await?;
     r.gateway = Some(gw.stats());
     Ok(r)
 }
@@ -199,10 +237,11 @@ async fn run_broker(opts: &FanoutOptions, url: &str, creds_file: &Path, dir: &Pa
         .with_context(|| format!("cannot resolve {host}"))?;
     let (bus, events) = cuncun_gateway::connect_external(url, &format!("cuncun-bench-{}", std::process::id()), None, None).await?;
     let pid = find_process("mosquitto");
+    let broker_pid = pid.clone();
     let rss = move || pid.as_deref().and_then(vm_rss_kb);
     let rss0 = rss();
     let label = format!("external broker {url}{}", if rss0.is_some() { " (mosquitto)" } else { "" });
-    measure(opts, &label, bus, events, &target.to_string(), creds_file, dir, &rss, rss0).await
+    measure(opts, &label, bus, events, &target.to_string(), creds_file, dir, &rss, rss0, broker_pid).await
 }
 
 struct Children {
@@ -277,7 +316,13 @@ fn spawn_children(opts: &FanoutOptions, target: &str, creds_file: &Path, dir: &P
         let skip = i * share;
         let count = share.min(n.saturating_sub(skip));
         let report = dir.join(format!("report-{tag}-{i}.json"));
-        let mut cmd = Proc::new(&opts.exe);
+        let mut cmd = if opts.sim_nice > 0 {
+            let mut c = Proc::new("nice");
+            c.args(["-n", &opts.sim_nice.to_string()]).arg(&opts.exe);
+            c
+        } else {
+            Proc::new(&opts.exe)
+        };
         cmd.arg("sim")
             .args(["--target", target])
             .arg("--credentials")
@@ -362,6 +407,7 @@ async fn measure(
     dir: &Path,
     rss: &dyn Fn() -> Option<f64>,
     rss0: Option<f64>,
+    broker_pid: Option<String>,
 ) -> anyhow::Result<RunResult> {
     let n = opts.terminals;
     // The platform side of the events: counted, never left to fill the queue.
@@ -412,6 +458,15 @@ async fn measure(
     // Let the wave of status messages settle before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
+    let mut ours: Vec<String> = ch.procs.iter().filter_map(|c| c.id()).map(|p| p.to_string()).collect();
+    ours.push("self".into());
+    ours.extend(broker_pid);
+    let ticks = |pids: &[String]| -> Option<(u64, u64)> {
+        let mine = pids.iter().map(|p| process_ticks(p)).sum::<Option<u64>>()?;
+        Some((machine_busy_ticks()?, mine))
+    };
+    let before = ticks(&ours);
+    let t_pub = Instant::now();
     let topic = protocol::region_cmd_topic(COUNTY);
     let run_id = format!("{}-{}", tag, crate::terminal::now_ms());
     let mut sent = Vec::new();
@@ -426,6 +481,14 @@ async fn measure(
         tokio::time::sleep(opts.interval).await;
     }
 
+    // Clock ticks are 1/100 s on Linux.
+    let foreign = match (before, ticks(&ours)) {
+        (Some((m0, o0)), Some((m1, o1))) => {
+            let other = (m1 - m0).saturating_sub(o1 - o0) as f64 / 100.0;
+            Some(100.0 * other / t_pub.elapsed().as_secs_f64())
+        }
+        _ => None,
+    };
     let storm = if opts.reconnect_storm {
         let base = ch.total().connects_total;
         eprintln!("[{label}] reconnect storm: every terminal drops its connection now");
@@ -486,8 +549,12 @@ async fn measure(
         server: label.to_string(),
         terminals: n,
         sim_processes: procs,
+        sim_nice: opts.sim_nice,
+        receipts: opts.receipts,
         connect_s,
         connects_per_s: n as f64 / connect_s,
+        server_rss_before_mb: rss0.map(|k| k / 1024.0),
+        server_rss_after_mb: rss1.map(|k| k / 1024.0),
         server_rss_delta_mb: delta,
         rss_per_connection_kb: delta.map(|d| d * 1024.0 / n as f64),
         median_p50_ms: median(publishes.iter().map(|p| p.p50_ms).collect()),
@@ -495,15 +562,24 @@ async fn measure(
         median_max_ms: median(publishes.iter().map(|p| p.max_ms).collect()),
         publishes,
         storm,
+        foreign_cpu_pct: foreign,
         up_events,
         gateway: None,
     })
 }
 
 fn print_result(r: &RunResult) {
-    println!("\n== fan-out: {} — {} terminals in {} simulator processes", r.server, r.terminals, r.sim_processes);
-    let rss = match (r.server_rss_delta_mb, r.rss_per_connection_kb) {
-        (Some(d), Some(k)) => format!("server RSS +{d:.1} MB = {k:.2} KB per connection"),
+    println!(
+        "\n== fan-out: {} — {} terminals in {} simulator processes{}",
+        r.server,
+        r.terminals,
+        r.sim_processes,
+        if r.sim_nice > 0 { format!(" (nice {})", r.sim_nice) } else { String::new() }
+    );
+    let rss = match (r.server_rss_before_mb, r.server_rss_after_mb, r.rss_per_connection_kb) {
+        (Some(a), Some(b), Some(k)) => {
+            format!("server RSS {a:.1} MB before, {b:.1} MB connected: {k:.2} KB per connection")
+        }
         _ => "server RSS unknown".to_string(),
     };
     println!("connect: {:.2} s ({:.0}/s); {rss}", r.connect_s, r.connects_per_s);
@@ -537,6 +613,9 @@ fn print_result(r: &RunResult) {
             s.received_after,
             r.terminals
         );
+    }
+    if let Some(f) = r.foreign_cpu_pct {
+        println!("other processes used {f:.0}% of a core while publishing (noise on this 2-core machine)");
     }
     if let Some(g) = &r.gateway {
         println!(

@@ -299,8 +299,14 @@ impl Terminal {
             let u: f64 = rand::thread_rng().gen_range(f64::EPSILON..1.0);
             now + Duration::from_secs_f64((-u.ln() * mean).min(86_400.0 * 365.0))
         });
+        let mut answering = false;
         let end = 'session: loop {
             if !w.is_empty() {
+                if std::mem::take(&mut answering) {
+                    // Thousands of terminals share this process's cores; let the others read the
+                    // message first (their receive times are the measurement), then answer.
+                    tokio::task::yield_now().await;
+                }
                 if stream.write_all(&w).await.is_err() {
                     break End::Lost;
                 }
@@ -361,6 +367,7 @@ impl Terminal {
                     if buf.is_empty() {
                         buf = BytesMut::new();
                     }
+                    answering = true;
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     let now = Instant::now();
@@ -432,7 +439,12 @@ impl Terminal {
                 inc(&c.plays_received);
                 if self.sh.cfg.record_receive_times {
                     let mut r = self.sh.received.lock();
-                    r.entry(p.id.clone()).or_insert_with(|| (p.start, Vec::new())).1.push(t_us);
+                    match r.get_mut(&p.id) {
+                        Some(e) => e.1.push(t_us),
+                        None => {
+                            r.insert(p.id.clone(), (p.start, vec![t_us]));
+                        }
+                    }
                 }
                 if now > p.end {
                     inc(&c.expired);

@@ -411,6 +411,9 @@ pub struct FanoutArgs {
     /// Let the gateway read terminals' messages during a fan-out instead of after it.
     #[arg(long)]
     pub no_read_yield: bool,
+    /// Run the simulator processes at this niceness (they stand in for remote devices).
+    #[arg(long, default_value_t = 0)]
+    pub sim_nice: u8,
     /// Connects at once per simulator process.
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
@@ -440,6 +443,7 @@ pub async fn bench_fanout(a: FanoutArgs) -> anyhow::Result<()> {
         ready_timeout: a.ready_timeout,
         broker_only: a.broker_only,
         reads_yield: !a.no_read_yield,
+        sim_nice: a.sim_nice,
     })
     .await?;
     Ok(())
