@@ -143,7 +143,11 @@ async fn terminals_receive_receipt_and_dedupe() {
     while stages.values().map(Vec::len).sum::<usize>() < 6 || logs < 2 {
         let e = tokio::time::timeout_at(deadline, ev.recv()).await.expect("events in time").expect("open");
         if let BusEvent::Up { id, kind, payload } = e {
-            let who = if id == A1 { A1 } else if id == A2 { A2 } else { panic!("{id} was not addressed") };
+            // Heartbeats come from every terminal; only receipts and logs tell who was addressed.
+            if kind != "rcpt" && kind != "log" {
+                continue;
+            }
+            let who = if id == A1 { A1 } else if id == A2 { A2 } else { panic!("{id} was not addressed ({kind})") };
             match kind.as_str() {
                 "rcpt" => {
                     let r: Receipt = serde_json::from_slice(&payload).expect("receipt");
