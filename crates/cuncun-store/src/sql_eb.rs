@@ -104,7 +104,23 @@ fn area_condition(col: &str, areas: &[RegionCode], first_param: usize) -> (Strin
     }
 }
 
+/// A lookup key: an id or a code.
+enum Key<'a> {
+    Id(i64),
+    Code(&'a str),
+}
+
 impl SqlStore {
+    /// One row by key, mapped; the four single-record lookups of this module share it.
+    async fn one<T>(&self, sql: &str, key: Key<'_>, map: fn(&AnyRow) -> Result<T>) -> Result<Option<T>> {
+        let q = sqlx::query(sql);
+        let q = match key {
+            Key::Id(i) => q.bind(i),
+            Key::Code(c) => q.bind(c),
+        };
+        q.fetch_optional(self.pool()).await?.as_ref().map(map).transpose()
+    }
+
     /// Assigns codes to resources that have none: the next free sequence per (region, kind).
     pub(crate) async fn assign_codes(&self, tx: &mut Transaction<'static, Any>, rs: &[NewResource]) -> Result<Vec<String>> {
         let mut next: std::collections::HashMap<(String, ResourceKind), u32> = std::collections::HashMap::new();
@@ -291,19 +307,11 @@ impl EbStore for SqlStore {
     }
 
     async fn resource(&self, id: i64) -> Result<Option<Resource>> {
-        let row = sqlx::query(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(resource_of).transpose()
+        self.one(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.id = $1"), Key::Id(id), resource_of).await
     }
 
     async fn resource_by_ebrid(&self, ebrid: &str) -> Result<Option<Resource>> {
-        let row = sqlx::query(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.ebrid = $1"))
-            .bind(ebrid)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(resource_of).transpose()
+        self.one(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.ebrid = $1"), Key::Code(ebrid), resource_of).await
     }
 
     async fn resources_in(
@@ -635,19 +643,11 @@ impl EbStore for SqlStore {
     }
 
     async fn message(&self, id: i64) -> Result<Option<Message>> {
-        let row = sqlx::query(&format!("SELECT {MSG_COLS} FROM eb_message WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(message_of).transpose()
+        self.one(&format!("SELECT {MSG_COLS} FROM eb_message WHERE id = $1"), Key::Id(id), message_of).await
     }
 
     async fn message_by_ebmid(&self, ebmid: &str) -> Result<Option<Message>> {
-        let row = sqlx::query(&format!("SELECT {MSG_COLS} FROM eb_message WHERE ebmid = $1"))
-            .bind(ebmid)
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(message_of).transpose()
+        self.one(&format!("SELECT {MSG_COLS} FROM eb_message WHERE ebmid = $1"), Key::Code(ebmid), message_of).await
     }
 
     async fn messages_recent(&self, limit: i64) -> Result<Vec<Message>> {
