@@ -157,6 +157,10 @@ pub struct Play {
     pub repeat: u32,
     #[serde(default)]
     pub volume: Option<u8>,
+    /// The platform's rule for a message as severe as the one playing (absent: the terminal's
+    /// own setting, by default newer_wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equal_severity: Option<crate::eb::EqualSeverity>,
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub struct EbConfig {
     pub flush_every: Duration,
     /// Base URL terminals fetch audio from (e.g. http://platform:8080); "" = no audio URLs.
     pub media_base_url: String,
+    /// Sent with every play: what a terminal does with a message as severe as the one playing.
+    pub equal_severity: cuncun_domain::eb::EqualSeverity,
 }
 
 impl Default for EbConfig {
@@ -31,6 +33,7 @@ impl Default for EbConfig {
             max_sends: 10,
             flush_every: Duration::from_millis(250),
             media_base_url: String::new(),
+            equal_severity: cuncun_domain::eb::EqualSeverity::NewerWins,
         }
     }
 }
@@ -64,7 +67,8 @@ impl EbHandle {
 }
 
 /// The Play command for a message.
-pub fn play_of(m: &Message, media_base_url: &str) -> Command {
+pub fn play_of(m: &Message, cfg: &EbConfig) -> Command {
+    let media_base_url = cfg.media_base_url.as_str();
     let audio = match (&m.audio_sha256, m.audio_size) {
         (Some(h), Some(size)) if !media_base_url.is_empty() => Some(protocol::Audio {
             url: format!("{}/media/{h}", media_base_url.trim_end_matches('/')),
@@ -86,6 +90,7 @@ pub fn play_of(m: &Message, media_base_url: &str) -> Command {
         end: m.end_ms,
         repeat: m.repeat_count.clamp(1, 100) as u32,
         volume: m.volume.map(|v| v.clamp(0, 100) as u8),
+        equal_severity: Some(cfg.equal_severity),
     })
 }
 
@@ -246,7 +251,7 @@ async fn work_item(
                 store.transition_message(m.id, m.status, MessageStatus::Expired, None, &Actor::system()).await?;
                 return Ok(());
             }
-            play_of(&m, &cfg.media_base_url)
+            play_of(&m, &cfg)
         }
     };
     let bytes = encode(&cmd);
@@ -295,7 +300,7 @@ async fn reconnect_worker(
             if m.status != MessageStatus::Dispatching && m.status != MessageStatus::Approved {
                 continue;
             }
-            let bytes = encode(&play_of(&m, &cfg.media_base_url));
+            let bytes = encode(&play_of(&m, &cfg));
             if bus.publish(&protocol::terminal_cmd_topic(&id), bytes).await.is_ok() {
                 stats.resends.fetch_add(1, Ordering::Relaxed);
                 let _ = store.record_sends(m.id, std::slice::from_ref(&id), now_ms()).await;
@@ -343,7 +348,7 @@ async fn resend_worker(store: Arc<dyn Store>, bus: Arc<dyn Bus>, stats: Arc<EbSt
             if due.is_empty() {
                 continue;
             }
-            let bytes = encode(&play_of(&m, &cfg.media_base_url));
+            let bytes = encode(&play_of(&m, &cfg));
             for e in &due {
                 if bus.publish(&protocol::terminal_cmd_topic(e), bytes.clone()).await.is_ok() {
                     stats.resends.fetch_add(1, Ordering::Relaxed);

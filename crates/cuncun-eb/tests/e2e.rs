@@ -266,7 +266,7 @@ async fn approval_survives_a_dead_dispatcher_and_plays_once() {
         assert!(store.pending_outbox().await.unwrap().is_empty(), "the outbox item is done");
         // Published again (as after a crash before the outbox was marked): still played once.
         let m = store.message_by_ebmid(&ebmid).await.unwrap().unwrap();
-        p.eb.bus.publish(&protocol::region_cmd_topic("500236"), serde_json::to_vec(&cuncun_eb::play_of(&m, "")).unwrap().into()).await.unwrap();
+        p.eb.bus.publish(&protocol::region_cmd_topic("500236"), serde_json::to_vec(&cuncun_eb::play_of(&m, &EbConfig::default())).unwrap().into()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(700)).await;
         let starts: u32 = terms.iter().map(|t| t.1.count(&ebmid)).sum();
         assert!(starts >= 6, "each terminal saw both copies");

@@ -112,7 +112,13 @@ impl Player {
             }
             Some(cur) => {
                 let (new, old) = (rank(&p), rank(&cur.play));
-                new < old || (new == old && self.cfg.equal_severity == EqualSeverity::NewerWins)
+                // The platform's rule, when the play carries one, overrides this terminal's setting.
+                let newer_wins = match p.equal_severity {
+                    Some(cuncun_domain::eb::EqualSeverity::NewerWins) => true,
+                    Some(cuncun_domain::eb::EqualSeverity::KeepCurrent) => false,
+                    None => self.cfg.equal_severity == EqualSeverity::NewerWins,
+                };
+                new < old || (new == old && newer_wins)
             }
         };
         if preempts {
@@ -249,6 +255,7 @@ mod tests {
             end,
             repeat: 1,
             volume: None,
+            equal_severity: None,
         }
     }
 
@@ -319,6 +326,15 @@ mod tests {
         let out = keep.on_play(play("b", Priority::Emergency, 2, 0, 1_000_000), 1, 0);
         assert_eq!(stages(&out), [("b".into(), Stage::Received, None, None)]);
         assert_eq!(keep.playing(), Some("a"));
+
+        // The platform's rule in the play overrides the terminal's own setting.
+        let mut t = Player::new(cfg(EqualSeverity::NewerWins));
+        t.on_play(play("a", Priority::Emergency, 2, 0, 1_000_000), 0, 0);
+        t.tick(0);
+        let mut b = play("b", Priority::Emergency, 2, 0, 1_000_000);
+        b.equal_severity = Some(cuncun_domain::eb::EqualSeverity::KeepCurrent);
+        t.on_play(b, 1, 0);
+        assert_eq!(t.playing(), Some("a"), "keep_current from the platform wins");
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct EbCfg {
     pub resend_after_s: u64,
     /// Base URL terminals fetch audio from, e.g. http://192.168.1.10:8080.
     pub media_base_url: String,
+    /// A new message as severe as the one playing: "newer_wins" (interrupts) or "keep_current".
+    pub equal_severity: cuncun_domain::eb::EqualSeverity,
 }
 
 impl Default for BusCfg {
@@ -71,7 +73,12 @@ impl Default for BusCfg {
 
 impl Default for EbCfg {
     fn default() -> Self {
-        EbCfg { region: None, resend_after_s: 5, media_base_url: String::new() }
+        EbCfg {
+            region: None,
+            resend_after_s: 5,
+            media_base_url: String::new(),
+            equal_severity: cuncun_domain::eb::EqualSeverity::NewerWins,
+        }
     }
 }
 

@@ -234,6 +234,7 @@ pub async fn start_eb(
         } else {
             cfg.eb.media_base_url.clone()
         },
+        equal_severity: cfg.eb.equal_severity,
         ..Default::default()
     };
     Ok((cuncun_eb::start(store, bus, events, auth, eb_cfg).await?, bus_addr))
