@@ -45,6 +45,13 @@ pub enum BenchCmd {
         sim_processes: Option<usize>,
         #[arg(long)]
         database_url: Option<String>,
+        /// Instead of messages: measure the platform's CPU while every terminal heartbeats at the
+        /// rate that `--heartbeat-equivalent` terminals every 30 s would produce.
+        #[arg(long)]
+        heartbeat_equivalent: Option<usize>,
+        /// Seconds of heartbeat load to measure.
+        #[arg(long, default_value_t = 60)]
+        heartbeat_seconds: u64,
     },
 }
 
@@ -101,8 +108,9 @@ pub async fn run(_cfg: &Config, cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Dashboard { households, requests, database_url } => {
             dashboard(households, requests, database_url).await?;
         }
-        BenchCmd::Dispatch { terminals, messages, broker, sim_processes, database_url } => {
-            dispatch(terminals, messages, broker, sim_processes, database_url).await?;
+        BenchCmd::Dispatch { terminals, messages, broker, sim_processes, database_url, heartbeat_equivalent, heartbeat_seconds } => {
+            let hb = heartbeat_equivalent.map(|e| (e, heartbeat_seconds));
+            dispatch(terminals, messages, broker, sim_processes, database_url, hb).await?;
         }
     }
     Ok(())
@@ -277,6 +285,7 @@ async fn dispatch(
     broker: Option<String>,
     sim_processes: Option<usize>,
     url: Option<String>,
+    heartbeats: Option<(usize, u64)>,
 ) -> anyhow::Result<()> {
     use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
     use cuncun_store::eb::{NewMessage, NewResource};
@@ -337,10 +346,15 @@ async fn dispatch(
     let eb = cuncun_eb::start(store.clone(), bus.clone(), events, auth, cuncun_eb::EbConfig::default()).await?;
     let procs = sim_processes.unwrap_or(n.div_ceil(10_000)).max(1);
     let exe = std::env::current_exe()?;
+    // Heartbeat period giving the same heartbeats per second as `equivalent` terminals every 30 s.
+    let hb_ms = match heartbeats {
+        Some((equivalent, _)) => (30_000 * n / equivalent.max(1)).max(100),
+        None => 30_000,
+    };
     let mut sim = tokio::process::Command::new(exe)
         .args(["sim", "--target", &target, "--credentials"])
         .arg(&creds)
-        .args(["--processes", &procs.to_string(), "--start-delay", "0", "--hb-interval", "30s", "--duration", "30m"])
+        .args(["--processes", &procs.to_string(), "--start-delay", "0", "--hb-interval", &format!("{hb_ms}ms"), "--duration", "30m"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -373,6 +387,29 @@ async fn dispatch(
         n as f64 / connect_s,
         (rss_after - rss_before) * 1024.0 / n as f64
     );
+    if let Some((equivalent, secs)) = heartbeats {
+        // Let the first heartbeats of every terminal pass, then measure a steady window.
+        tokio::time::sleep(Duration::from_millis(hb_ms as u64 * 2)).await;
+        let hb0 = eb.stats.heartbeats.load(std::sync::atomic::Ordering::Relaxed);
+        let fl0 = eb.stats.flushes.load(std::sync::atomic::Ordering::Relaxed);
+        let cpu0 = process_cpu_s();
+        let t = Instant::now();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let wall = t.elapsed().as_secs_f64();
+        let cpu = process_cpu_s() - cpu0;
+        let hb = eb.stats.heartbeats.load(std::sync::atomic::Ordering::Relaxed) - hb0;
+        let fl = eb.stats.flushes.load(std::sync::atomic::Ordering::Relaxed) - fl0;
+        println!(
+            "bench heartbeats terminals={n} period={hb_ms}ms (= {equivalent} terminals every 30 s) received={:.0}/s batched_writes={:.1}/s platform_cpu={:.1}% of one core ({:.1}% of the machine's 2) over {wall:.0}s",
+            hb as f64 / wall,
+            fl as f64 / wall,
+            cpu / wall * 100.0,
+            cpu / wall * 50.0
+        );
+        let _ = sim.kill().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
     let platform = Ebrid::generate(&county, ResourceKind::Platform, 1)?;
     for i in 0..messages {
         let now = cuncun_store::now_ms();
@@ -432,4 +469,15 @@ async fn dispatch(
     let _ = sim.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// CPU seconds (user + system) this process has used.
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
