@@ -650,6 +650,28 @@ impl EbStore for SqlStore {
         self.one(&format!("SELECT {MSG_COLS} FROM eb_message WHERE ebmid = $1"), Key::Code(ebmid), message_of).await
     }
 
+    async fn set_message_audio(&self, id: i64, sha256: &str, size: i64, actor: &Actor) -> Result<Message> {
+        let mut w = self.begin_write().await?;
+        let before = self.fetch_message(&mut w.tx, id).await?;
+        let n = sqlx::query("UPDATE eb_message SET audio_sha256 = $1, audio_size = $2, updated_at_ms = $3 WHERE id = $4 AND status = 'draft'")
+            .bind(sha256)
+            .bind(size)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(format!("message {} is {}; audio can change only in a draft", before.ebmid, before.status.key())));
+        }
+        let after = self.fetch_message(&mut w.tx, id).await?;
+        let b = serde_json::json!({ "audio_sha256": before.audio_sha256 }).to_string();
+        let a = serde_json::json!({ "audio_sha256": sha256, "audio_size": size }).to_string();
+        self.append_audit(&mut w.tx, actor, "message.audio", "eb_message", &after.ebmid, &b, &a).await?;
+        w.tx.commit().await?;
+        Ok(after)
+    }
+
     async fn messages_recent(&self, limit: i64) -> Result<Vec<Message>> {
         let rows = sqlx::query(&format!("SELECT {MSG_COLS} FROM eb_message ORDER BY id DESC LIMIT $1"))
             .bind(limit)

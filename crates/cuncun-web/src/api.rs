@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/eb/messages", get(eb_messages).post(eb_compose))
         .route("/eb/messages/{id}", get(eb_message))
         .route("/eb/messages/{id}/undelivered", get(eb_undelivered))
+        .route("/eb/messages/{id}/audio", axum::routing::put(eb_audio))
         .route("/eb/messages/{id}/{action}", axum::routing::post(eb_act))
         .fallback(|| async { AppError::NotFound("no such API endpoint; see /openapi.json".into()) })
 }
@@ -426,4 +427,10 @@ async fn eb_import(
     let errors: Vec<Value> = r.errors.iter().map(|(row, col, msg)| json!({"row": row, "column": col, "message": msg})).collect();
     let devices: Vec<Value> = r.created.iter().map(|(code, secret)| json!({"resource_code": code, "secret": secret})).collect();
     Ok((status, Json(json!({ "imported": r.imported, "errors": errors, "devices": devices }))).into_response())
+}
+
+/// The body is the audio file (WAV, MP3 or Ogg).
+async fn eb_audio(State(state): State<AppState>, c: Caller, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<Value>, AppError> {
+    let m = crate::eb_pages::audio_checked(&state, &c, id_param(&id)?, body.to_vec()).await?;
+    Ok(Json(json!({ "message": m })))
 }

@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/eb/messages/new", get(compose_page))
         .route("/eb/messages/{id}", get(message_page))
         .route("/eb/messages/{id}/live", get(live))
+        .route("/eb/messages/{id}/audio", post(upload_audio))
         .route("/eb/messages/{id}/undelivered.csv", get(undelivered_csv))
         .route("/eb/messages/{id}/{action}", post(act))
         .route("/static/live.js", get(live_js))
@@ -762,6 +763,43 @@ async fn act(
             let m = visible_message(&state, &c, id).await?;
             let mut res = message_view(&state, &c, m, e).await?;
             *res.status_mut() = axum::http::StatusCode::FORBIDDEN;
+            Ok(res)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Stores an uploaded recording as a draft's audio (shared by page and API).
+pub async fn audio_checked(state: &AppState, c: &Caller, id: i64, bytes: Vec<u8>) -> Result<Message, AppError> {
+    let m = visible_message(state, c, id).await?;
+    if !can_compose(c.user.role) || !c.in_scope(&m.owner_region) {
+        return Err(AppError::Forbidden("your role may not change this message".into()));
+    }
+    let media = state.media.as_ref().ok_or_else(|| AppError::BadRequest("audio storage is not configured".into()))?;
+    if bytes.len() > cuncun_media::MAX_UPLOAD_BYTES {
+        return Err(AppError::BadRequest(format!("audio: larger than {} MiB", cuncun_media::MAX_UPLOAD_BYTES >> 20)));
+    }
+    let kind = cuncun_media::sniff_audio(&bytes).map_err(|e| AppError::BadRequest(format!("audio: {e}")))?;
+    let r = media.cache.store().put(bytes, kind).await.map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(state.store.set_message_audio(id, &r.sha256, r.size as i64, &c.actor()).await?)
+}
+
+async fn upload_audio(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, mut mp: axum::extract::Multipart) -> Result<Response, AppError> {
+    let (mut csrf, mut file) = (String::new(), Vec::new());
+    while let Some(field) = mp.next_field().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))? {
+        match field.name().unwrap_or("") {
+            "csrf" => csrf = field.text().await.unwrap_or_default(),
+            "file" => file = field.bytes().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))?.to_vec(),
+            _ => {}
+        }
+    }
+    c.check_csrf(&csrf)?;
+    match audio_checked(&state, &c, id, file).await {
+        Ok(_) => Ok(Redirect::to(&format!("/eb/messages/{id}")).into_response()),
+        Err(AppError::BadRequest(e) | AppError::Conflict(e)) => {
+            let m = visible_message(&state, &c, id).await?;
+            let mut res = message_view(&state, &c, m, e).await?;
+            *res.status_mut() = axum::http::StatusCode::BAD_REQUEST;
             Ok(res)
         }
         Err(e) => Err(e),

@@ -172,6 +172,8 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("eb.valid_minutes", "有效时长（分钟）", "Valid for (minutes)"),
     ("eb.repeat", "播放次数", "Repeats"),
     ("eb.drill", "演练", "Drill"),
+    ("eb.audio_upload", "上传录音（WAV/MP3/Ogg，替换语音合成）", "Upload a recording (WAV/MP3/Ogg, replaces text-to-speech)"),
+    ("eb.audio_replace", "上传", "Upload"),
     ("xlsx.template", "下载导入模板", "Download the import template"),
     ("xlsx.export", "导出 Excel", "Export to Excel"),
     ("xlsx.import", "从 Excel 导入", "Import from Excel"),

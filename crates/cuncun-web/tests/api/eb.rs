@@ -198,3 +198,51 @@ async fn excel_import_is_all_or_nothing_and_names_every_bad_row() {
         assert_eq!(st, 422, "a non-xlsx file is reported, not a crash");
     }
 }
+
+/// A minimal valid WAV: 8 kHz mono 8-bit, a few samples of silence.
+fn wav() -> Vec<u8> {
+    let data = vec![128u8; 800];
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&8u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    w.extend_from_slice(&data);
+    w
+}
+
+#[tokio::test]
+async fn a_draft_takes_an_uploaded_recording() {
+    for app in apps().await {
+        let s = app.token("sender").await;
+        let (_, b) = app.send(&s, "POST", "/api/v1/eb/messages", warning(&["500236100"])).await;
+        let id = b["message"]["id"].as_i64().unwrap();
+        let put = |bytes: Vec<u8>| {
+            let url = format!("{}/api/v1/eb/messages/{id}/audio", app.url);
+            let s = s.clone();
+            async move {
+                let r = client().put(url).bearer_auth(s).body(bytes).send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        let (st, body) = put(b"just some text, not audio".to_vec()).await;
+        assert_eq!(st, 400, "{body}");
+        let (st, body) = put(wav()).await;
+        assert_eq!(st, 200, "{body}");
+        let sha = body["message"]["audio_sha256"].as_str().unwrap().to_string();
+        let got = client().get(format!("{}/media/{sha}", app.url)).send().await.unwrap();
+        assert_eq!(got.status(), 200);
+        assert_eq!(got.bytes().await.unwrap().to_vec(), wav(), "terminals fetch exactly the upload");
+        app.send(&s, "POST", &format!("/api/v1/eb/messages/{id}/submit"), json!({})).await;
+        let (st, _) = put(wav()).await;
+        assert_eq!(st, 409, "audio is fixed once submitted");
+    }
+}

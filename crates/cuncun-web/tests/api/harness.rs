@@ -79,7 +79,13 @@ async fn start(db: TestDb) -> App {
             .await
             .unwrap();
     }
-    let state = AppState::new(store.clone(), WebOptions::default());
+    let mut state = AppState::new(store.clone(), WebOptions::default());
+    let media_dir = std::env::temp_dir().join(format!("cuncun-media-{}-{}", std::process::id(), rand_suffix()));
+    let media_store = Arc::new(cuncun_media::MediaStore::new(&media_dir).unwrap());
+    state.media = Some(Arc::new(cuncun_web::Media {
+        cache: cuncun_media::TtsCache::new(media_store).unwrap(),
+        tts: Arc::new(cuncun_media::EspeakTts::new()),
+    }));
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", app.local_addr().unwrap());
@@ -141,4 +147,10 @@ impl App {
 pub fn hidden_csrf(page: &str) -> String {
     let i = page.find("name=\"csrf\" value=\"").expect("page has a csrf field") + 19;
     page[i..i + 64].to_string()
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
 }

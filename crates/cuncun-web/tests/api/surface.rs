@@ -14,7 +14,7 @@ async fn openapi_paths_are_all_routed() {
         for (path, ops) in paths {
             let concrete = path.replace("{code}", "500236100201").replace("{id}", "1");
             for method in ops.as_object().unwrap().keys() {
-                if ["post", "delete", "patch"].contains(&method.as_str()) {
+                if ["post", "delete", "patch", "put"].contains(&method.as_str()) {
                     continue;
                 }
                 let (s, body) = app.get(&t, &format!("/api/v1{concrete}?q=x")).await;
