@@ -258,6 +258,7 @@ pub trait EbStore: Send + Sync {
     async fn finish_outbox(&self, id: i64) -> Result<()>;
     /// Notes that these terminals were sent the message (re-sends count).
     async fn record_sends(&self, message_id: i64, ebrids: &[String], at_ms: i64) -> Result<()>;
+    /// Applies a batch of receipts; returns how many deliveries changed.
     async fn apply_receipts(&self, receipts: &[ReceiptIn]) -> Result<u64>;
     async fn delivery_summary(&self, message_id: i64) -> Result<DeliverySummary>;
     async fn deliveries(&self, message_id: i64, only_unreceived: bool, limit: i64) -> Result<Vec<DeliveryRow>>;

@@ -795,37 +795,73 @@ impl EbStore for SqlStore {
         if receipts.is_empty() {
             return Ok(0);
         }
+        // One row per (message, terminal): the furthest stage and the first time of each stage.
+        // Any later stage implies receipt, so it also fills received_ms.
+        #[derive(Default)]
+        struct Agg {
+            stage: i64,
+            rec: Option<i64>,
+            st: Option<i64>,
+            fin: Option<i64>,
+            reason: Option<String>,
+        }
+        let mut agg: std::collections::BTreeMap<(&str, &str), Agg> = std::collections::BTreeMap::new();
+        for r in receipts {
+            let a = agg.entry((r.ebmid.as_str(), r.ebrid.as_str())).or_default();
+            let min = |x: Option<i64>| Some(x.map_or(r.ts, |v| v.min(r.ts)));
+            let stage = match r.stage {
+                Stage::Received => 1,
+                Stage::Started => {
+                    a.st = min(a.st);
+                    2
+                }
+                Stage::Finished => {
+                    a.fin = min(a.fin);
+                    3
+                }
+                Stage::Failed => {
+                    a.fin = min(a.fin);
+                    4
+                }
+            };
+            a.rec = min(a.rec);
+            a.stage = a.stage.max(stage);
+            if r.reason.is_some() {
+                a.reason = r.reason.clone();
+            }
+        }
+        let rows: Vec<((&str, &str), Agg)> = agg.into_iter().collect();
         let mut w = self.begin_write().await?;
         let mut n = 0;
-        for r in receipts {
-            let (stage, col) = match r.stage {
-                Stage::Received => (1, "received_ms"),
-                Stage::Started => (2, "started_ms"),
-                Stage::Finished => (3, "finished_ms"),
-                Stage::Failed => (4, "finished_ms"),
-            };
-            // Stages only move forward; a late "received" after "started" changes nothing but
-            // fills its own timestamp. A receipt for a message the terminal was not targeted by
-            // matches no row and is ignored.
-            // Any later stage implies receipt: fill received_ms too (once per column: PostgreSQL
-            // refuses two assignments to one column).
-            let also = if col == "received_ms" { "" } else { ", received_ms = COALESCE(received_ms, $2)" };
+        // Stages only move forward; a receipt for a message the terminal was not targeted by
+        // matches no delivery row and is ignored. One statement per chunk, not per receipt.
+        let per = (max_params(self.backend()) / 7).max(1);
+        for chunk in rows.chunks(per) {
+            let mut values = Vec::with_capacity(chunk.len());
+            for i in 0..chunk.len() {
+                let b = i * 7;
+                values.push(format!(
+                    "(CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS TEXT))",
+                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7
+                ));
+            }
             let sql = format!(
-                "UPDATE eb_delivery SET stage = CASE WHEN stage < $1 THEN $1 ELSE stage END, \
-                 {col} = COALESCE({col}, $2){also}, \
-                 failed_reason = COALESCE($3, failed_reason) \
-                 WHERE message_id = (SELECT id FROM eb_message WHERE ebmid = $4) \
-                 AND resource_id = (SELECT id FROM eb_resource WHERE ebrid = $5)"
+                "WITH v (ebmid, ebrid, stage, rec, st, fin, reason) AS (VALUES {}) \
+                 UPDATE eb_delivery SET \
+                 stage = CASE WHEN eb_delivery.stage < v.stage THEN v.stage ELSE eb_delivery.stage END, \
+                 received_ms = COALESCE(eb_delivery.received_ms, v.rec), \
+                 started_ms = COALESCE(eb_delivery.started_ms, v.st), \
+                 finished_ms = COALESCE(eb_delivery.finished_ms, v.fin), \
+                 failed_reason = COALESCE(v.reason, eb_delivery.failed_reason) \
+                 FROM v JOIN eb_message m ON m.ebmid = v.ebmid JOIN eb_resource r ON r.ebrid = v.ebrid \
+                 WHERE eb_delivery.message_id = m.id AND eb_delivery.resource_id = r.id",
+                values.join(",")
             );
-            n += sqlx::query(&sql)
-                .bind(stage as i64)
-                .bind(r.ts)
-                .bind(r.reason.as_deref())
-                .bind(r.ebmid.as_str())
-                .bind(r.ebrid.as_str())
-                .execute(&mut *w.tx)
-                .await?
-                .rows_affected();
+            let mut q = sqlx::query(&sql);
+            for ((ebmid, ebrid), a) in chunk {
+                q = q.bind(*ebmid).bind(*ebrid).bind(a.stage).bind(a.rec).bind(a.st).bind(a.fin).bind(a.reason.as_deref());
+            }
+            n += q.persistent(false).execute(&mut *w.tx).await?.rows_affected();
         }
         w.tx.commit().await?;
         Ok(n)
