@@ -76,11 +76,20 @@ struct TerminalsPage {
     can_edit: bool,
     created: Option<(String, String)>,
     error: String,
+    page: usize,
+    pages: usize,
+    total: usize,
+    /// Query string that keeps the filter across pages.
+    filter: String,
 }
+
+/// Rows per page of the device list.
+const PAGE_ROWS: usize = 200;
 
 #[derive(Deserialize, Default)]
 struct TerminalQuery {
     problems: Option<String>,
+    page: Option<usize>,
 }
 
 /// Offline for more than an hour, or reporting faults.
@@ -94,10 +103,11 @@ async fn terminals_view(
     state: &AppState,
     c: &Caller,
     problems_only: bool,
+    page: usize,
     created: Option<(String, String)>,
     error: String,
 ) -> Result<Response, AppError> {
-    let mut rows = state.store.resources_in(&c.user.region_code, &[], false, 5000, 0).await?;
+    let mut rows = state.store.resources_in(&c.user.region_code, &[], false, 1_000_000, 0).await?;
     let now = cuncun_store::now_ms();
     if problems_only {
         rows.retain(|r| is_problem(r, now));
@@ -105,9 +115,17 @@ async fn terminals_view(
     let online = rows.iter().filter(|r| r.online == Some(true)).count();
     let offline = rows.iter().filter(|r| r.online == Some(false)).count();
     let never = rows.iter().filter(|r| r.online.is_none()).count();
+    let total = rows.len();
+    let pages = total.div_ceil(PAGE_ROWS).max(1);
+    let page = page.clamp(1, pages);
+    let rows: Vec<ResourceWithStatus> = rows.into_iter().skip((page - 1) * PAGE_ROWS).take(PAGE_ROWS).collect();
     render(&TerminalsPage {
         c: Chrome::of(c, "/eb/terminals"),
         rows,
+        page,
+        pages,
+        total,
+        filter: if problems_only { "problems=1&".into() } else { String::new() },
         kinds: RESOURCE_TYPES.iter().map(|r| (r.0, r.1)).collect(),
         problems_only,
         online,
@@ -120,7 +138,7 @@ async fn terminals_view(
 }
 
 async fn terminals_page(State(state): State<AppState>, c: Caller, Query(q): Query<TerminalQuery>) -> Result<Response, AppError> {
-    terminals_view(&state, &c, q.problems.is_some(), None, String::new()).await
+    terminals_view(&state, &c, q.problems.is_some(), q.page.unwrap_or(1), None, String::new()).await
 }
 
 #[derive(Deserialize)]
@@ -208,8 +226,8 @@ async fn register(State(state): State<AppState>, c: Caller, Form(f): Form<Regist
     }
     .await;
     match res {
-        Ok((r, secret)) => terminals_view(&state, &c, false, Some((r.ebrid, secret)), String::new()).await,
-        Err(AppError::BadRequest(m) | AppError::Conflict(m)) => terminals_view(&state, &c, false, None, m).await,
+        Ok((r, secret)) => terminals_view(&state, &c, false, 1, Some((r.ebrid, secret)), String::new()).await,
+        Err(AppError::BadRequest(m) | AppError::Conflict(m)) => terminals_view(&state, &c, false, 1, None, m).await,
         Err(e) => Err(e),
     }
 }
@@ -247,7 +265,7 @@ async fn reset_secret(State(state): State<AppState>, c: Caller, Path(id): Path<i
     if let Some(eb) = &state.eb {
         eb.auth.set(&r.ebrid, &hash, r.region_code.as_str());
     }
-    terminals_view(&state, &c, false, Some((r.ebrid, secret)), String::new()).await
+    terminals_view(&state, &c, false, 1, Some((r.ebrid, secret)), String::new()).await
 }
 
 #[derive(Template)]
