@@ -104,3 +104,50 @@ async fn ops_endpoints_and_languages() {
         assert!(after.contains("Username"), "the language choice sticks");
     }
 }
+
+/// Garbage at every documented endpoint: wrong types, bad JSON, odd path values. Whatever the
+/// answer, it is a 4xx with a JSON error, never a 5xx (a poor man's API fuzzer).
+#[tokio::test]
+async fn garbage_never_gets_a_server_error() {
+    let apps = apps().await;
+    let app = &apps[0];
+    let doc: Value = client().get(format!("{}/openapi.json", app.url)).send().await.unwrap().json().await.unwrap();
+    let t = app.token("admin").await;
+    let bodies: Vec<Vec<u8>> = vec![
+        vec![],
+        b"{".to_vec(),
+        b"null".to_vec(),
+        b"[1,2,3]".to_vec(),
+        br#"{"username": 5, "name": [], "households": "many", "severity": "red", "areas": "50", "role": {}}"#.to_vec(),
+        format!(r#"{{"title": "{}", "text": "x", "event_type": "11B03", "areas": ["500236"]}}"#, "长".repeat(5000)).into_bytes(),
+        vec![0xff, 0xfe, 0x00, 0x01],
+    ];
+    let params = ["0", "-1", "abc", "99999999999999999999", "%00", "500236", "..%2F..%2Fetc"];
+    let mut calls = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            if path == "/login" || path == "/logout" {
+                continue; // would end the session used here or trip the login limiter
+            }
+            for p in params {
+                let concrete = path.replace("{code}", p).replace("{id}", p).replace("{action}", p);
+                for body in &bodies {
+                    let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                    let r = client()
+                        .request(m, format!("{}/api/v1{concrete}", app.url))
+                        .bearer_auth(&t)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    calls += 1;
+                    assert!(status < 500, "{method} {concrete} with {:?}: {status} {}", String::from_utf8_lossy(&body[..body.len().min(40)]), r.text().await.unwrap_or_default());
+                }
+            }
+        }
+    }
+    assert!(calls > 500, "{calls} calls");
+    assert_eq!(client().get(format!("{}/healthz", app.ops)).send().await.unwrap().status(), 200, "still alive");
+}
