@@ -35,9 +35,6 @@ impl RegionLevel {
             _ => return None,
         })
     }
-    pub fn child(self) -> Option<Self> {
-        RegionLevel::from_i64(self as i64 + 1)
-    }
     pub fn key(self) -> &'static str {
         match self {
             RegionLevel::Province => "province",

@@ -261,11 +261,10 @@ async fn work_item(
     }
     // Explicitly named terminals outside the areas get it on their own topic.
     let explicit: Vec<String> = store
-        .deliveries(m.id, false, 1_000_000)
+        .message_terminals(m.id)
         .await?
         .into_iter()
-        .filter(|d| !m.areas.iter().any(|a| d.region_code.starts_with(a.short())))
-        .map(|d| d.ebrid)
+        .filter(|e| !m.areas.iter().any(|a| e.get(1..13).is_some_and(|r| r.starts_with(a.short()))))
         .collect();
     for e in &explicit {
         bus.publish(&protocol::terminal_cmd_topic(e), bytes.clone()).await?;

@@ -358,3 +358,26 @@ async fn delivery_through_an_external_broker() {
         t.2.abort();
     }
 }
+
+#[tokio::test]
+async fn an_explicitly_named_terminal_outside_the_areas_gets_it_on_its_own_topic() {
+    let db = cuncun_store::testing::sqlite().await;
+    let p = start_platform(&db, None).await;
+    let ids = setup(&*p.store).await;
+    p.eb.auth.replace(p.store.device_credentials().await.unwrap());
+    let mut terms = Vec::new();
+    for id in &ids {
+        terms.push(terminal(p.addr, id, SECRET).await);
+    }
+    wait_online(&*p.store, 3).await;
+    let mut m = message(&["500236100201"], 600_000);
+    m.terminals = vec![Ebrid::parse(&ids[2]).unwrap()];
+    let ebmid = approve(&*p.store, &m).await;
+    p.eb.kick();
+    wait_for("the area's terminal and the named one", || terms[0].1.count(&ebmid) == 1 && terms[2].1.count(&ebmid) == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(terms[1].1.count(&ebmid), 0, "the other village of the township is neither area nor named");
+    for t in &terms {
+        t.2.abort();
+    }
+}

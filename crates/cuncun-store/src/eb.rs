@@ -239,6 +239,8 @@ pub trait EbStore: Send + Sync {
     async fn reach(&self, areas: &[RegionCode], terminals: &[Ebrid]) -> Result<Reach>;
     async fn create_message(&self, m: &NewMessage, actor: &Actor) -> Result<Message>;
     async fn message(&self, id: i64) -> Result<Option<Message>>;
+    /// Codes of the terminals a message names explicitly (besides its areas).
+    async fn message_terminals(&self, message_id: i64) -> Result<Vec<String>>;
     /// Replaces a draft's audio (an upload instead of the text-to-speech rendering).
     async fn set_message_audio(&self, id: i64, sha256: &str, size: i64, actor: &Actor) -> Result<Message>;
     async fn message_by_ebmid(&self, ebmid: &str) -> Result<Option<Message>>;

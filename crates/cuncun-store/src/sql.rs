@@ -251,13 +251,24 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn fetch_user(&self, tx: &mut Transaction<'static, Any>, id: i64) -> Result<User> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM app_user WHERE id = $1"))
+    /// One record by id inside a write transaction; NotFound names `what` and the id.
+    pub(crate) async fn row_by_id<T>(
+        tx: &mut Transaction<'static, Any>,
+        sql: &str,
+        id: i64,
+        what: &str,
+        map: fn(&AnyRow) -> Result<T>,
+    ) -> Result<T> {
+        let row = sqlx::query(sql)
             .bind(id)
             .fetch_optional(&mut **tx)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
-        user_of(&row)
+            .ok_or_else(|| StoreError::NotFound(format!("{what} {id}")))?;
+        map(&row)
+    }
+
+    async fn fetch_user(&self, tx: &mut Transaction<'static, Any>, id: i64) -> Result<User> {
+        Self::row_by_id(tx, &format!("SELECT {USER_COLS} FROM app_user WHERE id = $1"), id, "user", user_of).await
     }
 }
 

@@ -87,6 +87,10 @@ fn message_of(row: &AnyRow) -> Result<Message> {
 const TERMINAL_KINDS: &str =
     "('outdoor_loudspeaker','column_speaker','in_home_receiver','set_top_box','building_pa')";
 
+/// Ends a device's open connection interval at $2 (device code $1).
+const CLOSE_INTERVAL: &str =
+    "UPDATE terminal_online SET to_ms = $2 WHERE to_ms IS NULL AND resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)";
+
 /// SQL condition "region_code lies in one of these areas", with its bind values.
 fn area_condition(col: &str, areas: &[RegionCode], first_param: usize) -> (String, Vec<String>) {
     let mut parts = Vec::new();
@@ -186,12 +190,7 @@ impl SqlStore {
     }
 
     async fn fetch_message(&self, tx: &mut Transaction<'static, Any>, id: i64) -> Result<Message> {
-        let row = sqlx::query(&format!("SELECT {MSG_COLS} FROM eb_message WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("message {id}")))?;
-        message_of(&row)
+        Self::row_by_id(tx, &format!("SELECT {MSG_COLS} FROM eb_message WHERE id = $1"), id, "message", message_of).await
     }
 }
 
@@ -355,12 +354,8 @@ impl EbStore for SqlStore {
 
     async fn update_resource(&self, id: i64, p: &ResourcePatch, actor: &Actor) -> Result<Resource> {
         let mut w = self.begin_write().await?;
-        let row = sqlx::query(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("resource {id}")))?;
-        let before = resource_of(&row)?;
+        let res_sql = format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.id = $1");
+        let before = Self::row_by_id(&mut w.tx, &res_sql, id, "resource", resource_of).await?;
         let mut r = before.clone();
         if let Some(v) = &p.name {
             r.name = v.trim().into();
@@ -400,11 +395,8 @@ impl EbStore for SqlStore {
         if n == 0 {
             return Err(StoreError::NotFound(format!("active resource {id}")));
         }
-        let row = sqlx::query(&format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.id = $1"))
-            .bind(id)
-            .fetch_one(&mut *w.tx)
-            .await?;
-        let r = resource_of(&row)?;
+        let res_sql = format!("SELECT {RES_COLS} FROM eb_resource r WHERE r.id = $1");
+        let r = Self::row_by_id(&mut w.tx, &res_sql, id, "resource", resource_of).await?;
         self.append_audit(&mut w.tx, actor, "resource.retire", "eb_resource", &r.ebrid, "", &format!("{{\"retired_at_ms\":{now}}}"))
             .await?;
         w.tx.commit().await?;
@@ -453,44 +445,26 @@ impl EbStore for SqlStore {
         for c in changes {
             match c {
                 StatusChange::Online { ebrid, at_ms } => {
-                    sqlx::query(
+                    let sqls = [
                         "INSERT INTO terminal_status (resource_id, online, changed_ms, last_seen_ms) \
                          SELECT id, 1, $2, $2 FROM eb_resource WHERE ebrid = $1 \
                          ON CONFLICT (resource_id) DO UPDATE SET online = 1, changed_ms = excluded.changed_ms, last_seen_ms = excluded.last_seen_ms",
-                    )
-                    .bind(ebrid.as_str())
-                    .bind(*at_ms)
-                    .execute(&mut *w.tx)
-                    .await?;
-                    // Close a dangling interval (a crash of the platform) before opening a new one.
-                    sqlx::query(
-                        "UPDATE terminal_online SET to_ms = $2 WHERE to_ms IS NULL AND resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)",
-                    )
-                    .bind(ebrid.as_str())
-                    .bind(*at_ms)
-                    .execute(&mut *w.tx)
-                    .await?;
-                    sqlx::query("INSERT INTO terminal_online (resource_id, from_ms) SELECT id, $2 FROM eb_resource WHERE ebrid = $1")
-                        .bind(ebrid.as_str())
-                        .bind(*at_ms)
-                        .execute(&mut *w.tx)
-                        .await?;
+                        // A dangling interval (the platform crashed) is closed before a new one opens.
+                        CLOSE_INTERVAL,
+                        "INSERT INTO terminal_online (resource_id, from_ms) SELECT id, $2 FROM eb_resource WHERE ebrid = $1",
+                    ];
+                    for sql in sqls {
+                        sqlx::query(sql).bind(ebrid.as_str()).bind(*at_ms).execute(&mut *w.tx).await?;
+                    }
                 }
                 StatusChange::Offline { ebrid, at_ms } => {
-                    sqlx::query(
+                    let sqls = [
                         "UPDATE terminal_status SET online = 0, changed_ms = $2 WHERE resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)",
-                    )
-                    .bind(ebrid.as_str())
-                    .bind(*at_ms)
-                    .execute(&mut *w.tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE terminal_online SET to_ms = $2 WHERE to_ms IS NULL AND resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)",
-                    )
-                    .bind(ebrid.as_str())
-                    .bind(*at_ms)
-                    .execute(&mut *w.tx)
-                    .await?;
+                        CLOSE_INTERVAL,
+                    ];
+                    for sql in sqls {
+                        sqlx::query(sql).bind(ebrid.as_str()).bind(*at_ms).execute(&mut *w.tx).await?;
+                    }
                 }
                 StatusChange::Heartbeat { ebrid, at_ms, hb } => {
                     let state = serde_json::to_value(hb.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
@@ -648,6 +622,16 @@ impl EbStore for SqlStore {
 
     async fn message_by_ebmid(&self, ebmid: &str) -> Result<Option<Message>> {
         self.one(&format!("SELECT {MSG_COLS} FROM eb_message WHERE ebmid = $1"), Key::Code(ebmid), message_of).await
+    }
+
+    async fn message_terminals(&self, message_id: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT r.ebrid FROM eb_message_terminal t JOIN eb_resource r ON r.id = t.resource_id WHERE t.message_id = $1 ORDER BY r.ebrid",
+        )
+        .bind(message_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     async fn set_message_audio(&self, id: i64, sha256: &str, size: i64, actor: &Actor) -> Result<Message> {

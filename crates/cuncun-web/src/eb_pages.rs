@@ -350,7 +350,6 @@ async fn export_xlsx(State(state): State<AppState>, c: Caller) -> Result<Respons
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ImportResult {
     pub imported: usize,
-    pub skipped_rows: Vec<u32>,
     pub errors: Vec<(u32, String, String)>,
     /// Download token of the error report (.xlsx), if there were errors.
     pub report: Option<String>,
@@ -389,11 +388,6 @@ pub async fn import_checked(state: &AppState, c: &Caller, bytes: &[u8], valid_ro
     }
     let mut result = ImportResult {
         imported: 0,
-        skipped_rows: {
-            let mut v: Vec<u32> = out.errors.iter().map(|e| e.row).filter(|r| *r > 0).collect();
-            v.dedup();
-            v
-        },
         errors: out.errors.iter().map(|e| (e.row, e.label.clone(), format!("{} / {}", e.message.zh, e.message.en))).collect(),
         report: None,
         secrets: None,

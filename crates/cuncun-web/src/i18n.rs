@@ -188,7 +188,6 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("xlsx.message", "说明", "Message"),
     ("xlsx.report", "下载错误报告", "Download the error report"),
     ("xlsx.secrets", "下载新设备的编码与密钥（仅一次）", "Download the new devices' codes and secrets (once)"),
-    ("xlsx.skipped", "跳过的行", "Skipped rows"),
     ("eb.connections", "连接记录", "Connection history"),
     ("eb.connected", "连接", "Connected"),
     ("eb.disconnected", "断开", "Disconnected"),

@@ -361,21 +361,13 @@ async fn dispatch(
         .spawn()
         .context("starting the simulator")?;
     let t_conn = Instant::now();
-    let online = |store: std::sync::Arc<dyn Store>, county: RegionCode| async move {
-        let rows = store.resources_in(&county, &[], false, 1_000_000, 0).await?;
-        anyhow::Ok(rows.iter().filter(|r| r.online == Some(true)).count())
-    };
-    let mut last = 0;
     loop {
-        let k = online(store.clone(), county.clone()).await?;
+        let k = store.region_counts(&county).await?.terminals_online as usize;
         if k >= n {
             break;
         }
         if t_conn.elapsed() > Duration::from_secs(600) {
             bail!("only {k} of {n} terminals came online within 10 minutes");
-        }
-        if k != last {
-            last = k;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
