@@ -8,6 +8,7 @@ pub mod online;
 pub mod protocol;
 pub mod region;
 pub mod role;
+pub mod service;
 
 pub use region::{RegionCode, RegionCodeError, RegionLevel};
 pub use role::Role;

@@ -5,8 +5,10 @@
 
 mod bulk;
 pub mod eb;
+pub mod service;
 mod sql;
 mod sql_eb;
+mod sql_service;
 pub mod testing;
 
 use async_trait::async_trait;
@@ -115,7 +117,7 @@ pub struct RegistryBatch {
 }
 
 #[async_trait]
-pub trait Store: eb::EbStore + Send + Sync + 'static {
+pub trait Store: eb::EbStore + service::ServiceStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Applies pending migrations; returns the names of those applied.
     async fn migrate(&self) -> Result<Vec<String>>;

@@ -12,10 +12,12 @@ use tokio::sync::{Mutex, MutexGuard};
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_foundation", include_str!("../migrations/sqlite/0001_foundation.sql")),
     (2, "0002_emergency_broadcast", include_str!("../migrations/sqlite/0002_emergency_broadcast.sql")),
+    (3, "0003_service_network", include_str!("../migrations/sqlite/0003_service_network.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
     (2, "0002_emergency_broadcast", include_str!("../migrations/postgres/0002_emergency_broadcast.sql")),
+    (3, "0003_service_network", include_str!("../migrations/postgres/0003_service_network.sql")),
 ];
 
 pub struct SqlStore {
