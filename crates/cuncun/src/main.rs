@@ -5,6 +5,8 @@ mod bench;
 mod config;
 mod demo;
 mod sim_cmd;
+mod cap_cmd;
+mod bench_cap;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -47,6 +49,9 @@ enum Cmd {
     Bench(sim_cmd::BenchCmd),
     /// Simulated terminals (terminal protocol v1) against the gateway or a broker.
     Sim(sim_cmd::SimArgs),
+    /// CAP 1.2 warnings: check files, sign outgoing alerts.
+    #[command(subcommand)]
+    Cap(cap_cmd::CapCmd),
 }
 
 #[derive(Subcommand)]
@@ -185,6 +190,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Bench(sim_cmd::BenchCmd::Other(b)) => bench::run(&cfg, b).await?,
         Cmd::Bench(sim_cmd::BenchCmd::Fanout(a)) => sim_cmd::bench_fanout(a).await?,
         Cmd::Sim(a) => sim_cmd::run(a).await?,
+        Cmd::Cap(c) => return cap_cmd::run(c),
+        Cmd::Bench(sim_cmd::BenchCmd::Cap(a)) => bench_cap::run(a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
