@@ -196,6 +196,8 @@ pub struct TicketFilter {
     /// Only open tickets past their deadline at `now_ms`.
     pub overdue: bool,
     pub steward_id: Option<i64>,
+    /// Only these villages (a steward's); Some(empty) matches nothing.
+    pub villages: Option<Vec<RegionCode>>,
     /// Requested in [from_ms, to_ms).
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
@@ -211,6 +213,7 @@ impl TicketFilter {
             kind: None,
             overdue: false,
             steward_id: None,
+            villages: None,
             from_ms: None,
             to_ms: None,
             now_ms: crate::now_ms(),

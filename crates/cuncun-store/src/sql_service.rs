@@ -628,6 +628,17 @@ impl ServiceStore for SqlStore {
         let mut ints: Vec<i64> = Vec::new();
         // Text parameters first ($1..), then integers; numbered as they are added.
         let mut conds_t = Vec::new();
+        if let Some(vs) = &f.villages {
+            if vs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut ph = Vec::new();
+            for v in vs {
+                texts.push(v.as_str().into());
+                ph.push(format!("${}", texts.len()));
+            }
+            conds_t.push(format!("village_code IN ({})", ph.join(",")));
+        }
         if !f.statuses.is_empty() {
             let mut ph = Vec::new();
             for s in &f.statuses {

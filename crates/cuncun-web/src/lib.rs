@@ -9,6 +9,8 @@ pub mod error;
 pub mod i18n;
 pub mod metrics;
 pub mod pages;
+pub mod service_api;
+pub mod service_pages;
 pub mod session;
 
 use axum::Router;
@@ -28,6 +30,8 @@ pub struct WebOptions {
     pub login_per_user: usize,
     pub login_per_client: usize,
     pub login_window: Duration,
+    /// Open tickets escalate to the outlet head this long after the request (deadline 24 h).
+    pub escalate_after: Duration,
 }
 
 impl Default for WebOptions {
@@ -38,6 +42,7 @@ impl Default for WebOptions {
             login_per_user: 5,
             login_per_client: 30,
             login_window: Duration::from_secs(600),
+            escalate_after: Duration::from_secs(20 * 3600),
         }
     }
 }
@@ -56,6 +61,8 @@ pub struct AppState {
     pub media: Option<Arc<Media>>,
     /// Files produced for one user to download once (import reports, device secrets), 1 h.
     pub downloads: Arc<Downloads>,
+    /// Rate limits of the public repair pages.
+    pub public_limiter: Arc<service_pages::PublicLimiter>,
 }
 
 /// A short-lived, per-user stash of generated files, so that a page can show a result and offer
@@ -107,6 +114,7 @@ impl AppState {
             platform_region: None,
             media: None,
             downloads: Arc::new(Downloads::default()),
+            public_limiter: Arc::new(service_pages::PublicLimiter::default()),
         }
     }
 }
@@ -117,7 +125,8 @@ pub fn router(state: AppState) -> Router {
     let app = Router::new()
         .merge(pages::routes())
         .merge(eb_pages::routes())
-        .nest("/api/v1", api::routes())
+        .merge(service_pages::routes())
+        .nest("/api/v1", api::routes().merge(service_api::routes()))
         .route("/openapi.json", axum::routing::get(api::openapi))
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::html_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
@@ -173,6 +182,7 @@ pub async fn serve(
     ops: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let escalation = service_pages::spawn_escalation(state.clone());
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut rx1 = tx.subscribe();
     let mut rx2 = tx.subscribe();
@@ -188,6 +198,7 @@ pub async fn serve(
         let _ = tx.send(());
     });
     let (a, b) = tokio::join!(app_srv.into_future(), ops_srv.into_future());
+    escalation.abort();
     a?;
     b?;
     Ok(())

@@ -5,5 +5,6 @@
 mod eb;
 mod harness;
 mod scope;
+mod service;
 mod sessions;
 mod surface;

@@ -1,0 +1,137 @@
+//! The service network's JSON API (nested under /api/v1): tickets with filters, intake, actions,
+//! indicators, households. Same checks as the pages (`service_pages::*_checked`); personal data
+//! is masked for roles that do not need it.
+
+use crate::api::ApiJson;
+use crate::service_pages::{self as sp, ListQuery, PeriodQuery};
+use crate::session::Caller;
+use crate::{AppError, AppState};
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cuncun_store::service::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/service/tickets", get(tickets).post(create))
+        .route("/service/tickets/{id}", get(ticket))
+        .route("/service/tickets/{id}/{action}", post(act))
+        .route("/service/indicators", get(indicators))
+        .route("/service/households", get(households))
+}
+
+fn id_param(s: &str) -> Result<i64, AppError> {
+    s.parse::<i64>().map_err(|_| AppError::BadRequest(format!("path parameter id: {s:?} is not an integer")))
+}
+
+fn ticket_json(t: &Ticket, a: &sp::Access, now: i64, esc: i64) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    v["reporter_name"] = json!(a.name(&t.reporter_name));
+    v["reporter_phone"] = json!(a.phone(&t.reporter_phone));
+    v["sla"] = serde_json::to_value(t.sla(now, esc)).unwrap_or(Value::Null);
+    v
+}
+
+#[derive(Deserialize, Default)]
+struct TicketsQ {
+    #[serde(flatten)]
+    q: ListQuery,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn tickets(State(state): State<AppState>, c: Caller, Query(q): Query<TicketsQ>) -> Result<Json<Value>, AppError> {
+    let a = sp::access(&state, &c).await?;
+    let f = sp::filter_checked(&state, &c, &a, &q.q).await?;
+    let rows = state.store.tickets(&f, q.limit.unwrap_or(50).clamp(1, 1000), q.offset.unwrap_or(0).max(0)).await?;
+    let (now, esc) = (cuncun_store::now_ms(), state.opts.escalate_after.as_millis() as i64);
+    Ok(Json(json!({ "items": rows.iter().map(|t| ticket_json(t, &a, now, esc)).collect::<Vec<_>>() })))
+}
+
+async fn ticket(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let a = sp::access(&state, &c).await?;
+    let t = sp::ticket_checked(&state, &c, &a, id_param(&id)?).await?;
+    let events = state.store.ticket_events(t.id).await?;
+    let photos = state.store.ticket_photo_ids(t.id).await?;
+    let (now, esc) = (cuncun_store::now_ms(), state.opts.escalate_after.as_millis() as i64);
+    Ok(Json(json!({ "ticket": ticket_json(&t, &a, now, esc), "events": events, "photos": photos })))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    #[serde(flatten)]
+    f: sp::IntakeFields,
+    household_id: Option<i64>,
+}
+
+async fn create(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJson<CreateBody>) -> Result<(axum::http::StatusCode, Json<Value>), AppError> {
+    let mut t = b.f.to_new_ticket()?;
+    t.household_id = b.household_id;
+    if let Some(h) = t.household_id {
+        let hh = state.store.household(h).await?.ok_or_else(|| AppError::BadRequest(format!("household_id: household {h} does not exist")))?;
+        if hh.rec.village_code != t.village_code {
+            return Err(AppError::BadRequest(format!("household_id: household {h} is not in village {}", t.village_code)));
+        }
+    }
+    let r = sp::intake_checked(&state, &c, t).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(json!({ "ticket": r.ticket }))))
+}
+
+#[derive(Deserialize, Default)]
+struct ActBody {
+    steward_id: Option<i64>,
+    #[serde(default)]
+    note: String,
+    rating: Option<u8>,
+}
+
+async fn act(State(state): State<AppState>, c: Caller, Path((id, action)): Path<(String, String)>, body: axum::body::Bytes) -> Result<Json<Value>, AppError> {
+    // The body is optional: accept, on_site need none.
+    let b: ActBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ActBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("body: {e}")))?
+    };
+    let steward = b.steward_id.map(|s| s.to_string()).unwrap_or_default();
+    let rating = b.rating.map(|r| r.to_string()).unwrap_or_default();
+    let a = sp::parse_action(&action, &steward, &b.note, &rating)?;
+    let t = sp::act_checked(&state, &c, id_param(&id)?, &a).await?;
+    Ok(Json(json!({ "ticket": t })))
+}
+
+async fn indicators(State(state): State<AppState>, c: Caller, Query(q): Query<PeriodQuery>) -> Result<Json<Value>, AppError> {
+    let p = sp::period_checked(&c, &q)?;
+    let (total, kids) = sp::indicators_checked(&state, &c, &p).await?;
+    let children: Vec<Value> = kids.iter().map(|(code, name, i)| json!({ "region_code": code.short(), "name": name, "indicators": i })).collect();
+    Ok(Json(json!({ "region_code": p.scope.short(), "from": p.from, "to": p.to, "year": p.year, "indicators": total, "children": children })))
+}
+
+#[derive(Deserialize, Default)]
+struct HouseholdsQ {
+    region: Option<String>,
+    care: Option<bool>,
+    #[serde(default)]
+    q: String,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn households(State(state): State<AppState>, c: Caller, Query(q): Query<HouseholdsQ>) -> Result<Json<Value>, AppError> {
+    let a = sp::access(&state, &c).await?;
+    let scope = match &q.region {
+        Some(r) => cuncun_domain::RegionCode::parse(r).map_err(|e| AppError::BadRequest(format!("region: {e}")))?,
+        None => c.user.region_code.clone(),
+    };
+    c.ensure_scope(&scope)?;
+    let hq = HouseholdQuery { care_only: q.care.unwrap_or(false), text: q.q };
+    let (limit, offset) = (q.limit.unwrap_or(100).clamp(1, 1000), q.offset.unwrap_or(0).max(0));
+    let mut rows = state.store.households_in(&scope, &hq, limit, offset).await?;
+    rows.retain(|h| a.sees_village(&h.rec.village_code));
+    for h in &mut rows {
+        h.rec.head_name = a.name(&h.rec.head_name);
+        h.rec.phone = a.phone(&h.rec.phone);
+    }
+    Ok(Json(json!({ "items": rows })))
+}
