@@ -1,10 +1,11 @@
 //! Device authentication from an in-memory map, so a reconnect storm costs no database queries.
 
-use cuncun_gateway::Authenticator;
+use cuncun_gateway::{Authenticator, Credential, CredentialChange, CredentialSource};
 use cuncun_store::eb::DeviceCredential;
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use tokio::sync::broadcast;
 
 /// SHA-256 hex of a device secret. Secrets are 128-bit random values, so a fast hash suffices
 /// (argon2 would make 5,000 connects/s impossible and protects nothing a random secret lacks).
@@ -19,10 +20,32 @@ pub fn new_secret() -> String {
     hex::encode(b)
 }
 
-#[derive(Default)]
 pub struct DeviceAuth {
     /// ebrid -> (secret hash, 12-digit region)
     map: RwLock<HashMap<String, (String, String)>>,
+    /// Changes, for gateway nodes in other processes (see `cuncun_gateway::Hub`).
+    changes: broadcast::Sender<CredentialChange>,
+}
+
+impl Default for DeviceAuth {
+    fn default() -> Self {
+        DeviceAuth { map: RwLock::default(), changes: broadcast::channel(4096).0 }
+    }
+}
+
+fn credential(ebrid: &str, secret_hash: &str, region12: &str) -> Option<Credential> {
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(secret_hash, &mut h).ok()?;
+    Some(Credential { id: ebrid.to_string(), secret_sha256: h, region12: region12.to_string() })
+}
+
+impl CredentialSource for DeviceAuth {
+    fn snapshot(&self) -> Vec<Credential> {
+        self.map.read().iter().filter_map(|(id, (h, r))| credential(id, h, r)).collect()
+    }
+    fn subscribe(&self) -> broadcast::Receiver<CredentialChange> {
+        self.changes.subscribe()
+    }
 }
 
 impl DeviceAuth {
@@ -34,12 +57,17 @@ impl DeviceAuth {
     pub fn replace(&self, creds: Vec<DeviceCredential>) {
         let m = creds.into_iter().map(|c| (c.ebrid, (c.secret_hash, c.region12))).collect();
         *self.map.write() = m;
+        let _ = self.changes.send(CredentialChange::Reset);
     }
     pub fn set(&self, ebrid: &str, secret_hash: &str, region12: &str) {
         self.map.write().insert(ebrid.to_string(), (secret_hash.to_string(), region12.to_string()));
+        if let Some(c) = credential(ebrid, secret_hash, region12) {
+            let _ = self.changes.send(CredentialChange::Set(c));
+        }
     }
     pub fn remove(&self, ebrid: &str) {
         self.map.write().remove(ebrid);
+        let _ = self.changes.send(CredentialChange::Remove(ebrid.to_string()));
     }
     pub fn len(&self) -> usize {
         self.map.read().len()

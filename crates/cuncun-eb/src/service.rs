@@ -339,9 +339,12 @@ async fn resend_worker(store: Arc<dyn Store>, bus: Arc<dyn Bus>, stats: Arc<EbSt
                 continue;
             }
             let Ok(rows) = store.deliveries(m.id, true, 100_000).await else { continue };
+            // Only what has waited a full interval since its last send: a receipt may still be on
+            // its way (or in the ingest batch) for what went out just now.
+            let waited = now - cfg.resend_after.as_millis() as i64;
             let due: Vec<String> = rows
                 .into_iter()
-                .filter(|d| d.online && d.sends < cfg.max_sends)
+                .filter(|d| d.online && d.sends < cfg.max_sends && d.last_sent_ms.is_none_or(|t| t <= waited))
                 .map(|d| d.ebrid)
                 .collect();
             if due.is_empty() {

@@ -381,3 +381,106 @@ async fn an_explicitly_named_terminal_outside_the_areas_gets_it_on_its_own_topic
         t.2.abort();
     }
 }
+
+/// A gateway node in this process, linked to the platform's hub (as `cuncun gateway` would be).
+async fn node(backbone: std::net::SocketAddr) -> (cuncun_gateway::Node, std::net::SocketAddr) {
+    let n = cuncun_gateway::start_node(
+        vec![tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()],
+        cuncun_gateway::NodeConfig {
+            backbone: backbone.to_string(),
+            secret: "a backbone secret".into(),
+            name: "test-node".into(),
+            gateway: GatewayConfig::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let addr = n.gateway.local_addrs()[0];
+    wait_for("the node to link", || n.linked()).await;
+    (n, addr)
+}
+
+/// A terminal that retries until its node has the platform's credentials.
+async fn terminal_when_known(addr: std::net::SocketAddr, id: &str) -> (AsyncClient, Played, tokio::task::JoinHandle<()>) {
+    for _ in 0..50 {
+        let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        o.set_credentials(id, SECRET);
+        let (_c, mut el) = AsyncClient::new(o, 8);
+        if let Ok(Ok(Event::Incoming(Packet::ConnAck(a)))) = tokio::time::timeout(Duration::from_secs(2), el.poll()).await
+            && a.code == rumqttc::ConnectReturnCode::Success
+        {
+            drop(el);
+            return terminal(addr, id, SECRET).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} could not connect to its node");
+}
+
+#[tokio::test]
+async fn scale_out_nodes_carry_a_warning_and_catch_up_after_a_node_restart() {
+    for db in all_backends().await {
+        let store: Arc<dyn Store> = Arc::new(cuncun_store::SqlStore::connect(&db.url).await.unwrap());
+        let ids = setup(&*store).await;
+        let auth = Arc::new(DeviceAuth::new(vec![]));
+        let backbone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hub_cfg = cuncun_gateway::HubConfig { secret: "a backbone secret".into(), ..Default::default() };
+        let (hub, events) = cuncun_gateway::start_hub(backbone, hub_cfg, auth.clone(), None).await.unwrap();
+        let cfg = EbConfig { resend_after: Duration::from_millis(700), flush_every: Duration::from_millis(50), ..Default::default() };
+        let eb = cuncun_eb::start(store.clone(), hub.clone(), events, auth.clone(), cfg).await.unwrap();
+        let (node_a, addr_a) = node(hub.backbone_addr()).await;
+        let (_node_b, addr_b) = node(hub.backbone_addr()).await;
+        // Credentials reach the nodes from the platform's table, after they linked.
+        auth.replace(store.device_credentials().await.unwrap());
+        let t0 = terminal_when_known(addr_a, &ids[0]).await;
+        let t1 = terminal_when_known(addr_b, &ids[1]).await;
+        let t2 = terminal_when_known(addr_b, &ids[2]).await;
+        wait_online(&*store, 3).await;
+
+        let first = approve(&*store, &message(&["500236100"], 600_000)).await;
+        eb.kick();
+        wait_for("both targets, on two nodes, to play", || t0.1.count(&first) == 1 && t1.1.count(&first) == 1).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(t2.1.count(&first), 0, "a terminal outside the area never gets it");
+        let m = store.message_by_ebmid(&first).await.unwrap().unwrap();
+        let mut s = store.delivery_summary(m.id).await.unwrap();
+        for _ in 0..50 {
+            if s.started == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            s = store.delivery_summary(m.id).await.unwrap();
+        }
+        assert_eq!((s.targets, s.received, s.started), (2, 2, 2), "receipts come back through the nodes");
+
+        // Node A dies: its terminal is offline at the platform; a warning approved meanwhile
+        // reaches it when it reconnects to a node again, once.
+        t0.2.abort();
+        drop(node_a);
+        for _ in 0..100 {
+            let rows = store.resources_in(&rc("500236"), &[], false, 100, 0).await.unwrap();
+            if rows.iter().any(|r| r.resource.ebrid == ids[0] && r.online == Some(false)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let second = approve(&*store, &message(&["500236100"], 600_000)).await;
+        eb.kick();
+        wait_for("the live target to play the second", || t1.1.count(&second) == 1).await;
+        let (_node_a2, addr_a2) = node(hub.backbone_addr()).await;
+        let back = terminal_when_known(addr_a2, &ids[0]).await;
+        wait_for("the returning terminal to get what it missed", || back.1.count(&second) >= 1).await;
+        let m2 = store.message_by_ebmid(&second).await.unwrap().unwrap();
+        for _ in 0..50 {
+            if store.delivery_summary(m2.id).await.unwrap().received == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(store.delivery_summary(m2.id).await.unwrap().received, 2);
+        assert_eq!(back.1.count(&first), 0, "what it had already received is not sent again");
+        for t in [&t1, &t2, &back] {
+            t.2.abort();
+        }
+    }
+}

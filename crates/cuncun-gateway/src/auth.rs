@@ -35,6 +35,12 @@ impl MapAuthenticator {
         self.map.write().insert(id.to_string(), (secret_sha256, region12.to_string()));
     }
 
+    /// Replaces every entry at once (a backbone snapshot).
+    pub fn replace_hashed(&self, entries: impl IntoIterator<Item = (String, [u8; 32], String)>) {
+        let m = entries.into_iter().map(|(id, h, r)| (id, (h, r))).collect();
+        *self.map.write() = m;
+    }
+
     pub fn remove(&self, id: &str) -> bool {
         self.map.write().remove(id).is_some()
     }

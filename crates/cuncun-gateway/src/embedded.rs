@@ -285,6 +285,11 @@ impl EmbeddedGateway {
         conns.len()
     }
 
+    /// Ids of the terminals connected now (for a backbone resync).
+    pub fn connected_ids(&self) -> Vec<String> {
+        self.inner.sessions.lock().keys().map(|k| k.to_string()).collect()
+    }
+
     /// Sockets open now, handshakes included.
     pub fn open_sockets(&self) -> usize {
         self.inner.open_sockets.load(Relaxed)

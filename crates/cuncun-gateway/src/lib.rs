@@ -7,10 +7,14 @@
 //! message once and writes the same bytes to every subscriber's socket.
 
 mod auth;
+mod backbone;
 mod codec;
 mod embedded;
 mod external;
 
+pub use backbone::{
+    Credential, CredentialChange, CredentialSource, Hub, HubConfig, Node, NodeConfig, NodeInfo, start_hub, start_node,
+};
 pub use auth::{MapAuthenticator, ebrid_region12, sha256};
 pub use embedded::{EmbeddedGateway, start_embedded, start_embedded_gateway};
 pub use external::{ExternalBus, UP_FILTER, connect_external, connect_external_bus, parse_mqtt_url};
@@ -52,7 +56,7 @@ pub trait Bus: Send + Sync + 'static {
 }
 
 /// Counters since start. For an external broker only the publisher's side is known.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct GatewayStats {
     /// Terminals connected now (external: 1 while the platform's client is connected).
     pub connected: u64,
@@ -82,6 +86,26 @@ pub struct GatewayStats {
     pub accept_errors: u64,
     /// Upward messages accepted from terminals (and forwarded as events unless they were presence).
     pub up_messages: u64,
+}
+
+impl GatewayStats {
+    /// Adds another gateway's counters (a hub sums its nodes').
+    pub fn add(&mut self, o: &GatewayStats) {
+        self.connected += o.connected;
+        self.connects_total += o.connects_total;
+        self.refused_auth += o.refused_auth;
+        self.refused_capacity += o.refused_capacity;
+        self.malformed += o.malformed;
+        self.acl_denied += o.acl_denied;
+        self.published += o.published;
+        self.delivered += o.delivered;
+        self.bytes_out += o.bytes_out;
+        self.dropped_slow += o.dropped_slow;
+        self.keepalive_timeouts += o.keepalive_timeouts;
+        self.takeovers += o.takeovers;
+        self.accept_errors += o.accept_errors;
+        self.up_messages += o.up_messages;
+    }
 }
 
 /// Settings of the embedded gateway.

@@ -173,6 +173,8 @@ pub struct DeliveryRow {
     pub finished_ms: Option<i64>,
     pub failed_reason: Option<String>,
     pub sends: i64,
+    /// When it was last sent to this terminal (None: never).
+    pub last_sent_ms: Option<i64>,
 }
 
 /// What a message would reach, shown before approval.

@@ -760,16 +760,20 @@ impl EbStore for SqlStore {
                 .execute(&mut *w.tx)
                 .await?;
         }
-        for e in ebrids {
-            sqlx::query(
+        // One statement per chunk of terminals, not one per terminal.
+        let per = max_params(self.backend()).saturating_sub(2).max(1);
+        for chunk in ebrids.chunks(per) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
                 "UPDATE eb_delivery SET sends = sends + 1, last_sent_ms = $1 WHERE message_id = $2 \
-                 AND resource_id = (SELECT id FROM eb_resource WHERE ebrid = $3)",
-            )
-            .bind(at_ms)
-            .bind(message_id)
-            .bind(e.as_str())
-            .execute(&mut *w.tx)
-            .await?;
+                 AND resource_id IN (SELECT id FROM eb_resource WHERE ebrid IN ({}))",
+                list.join(",")
+            );
+            let mut q = sqlx::query(&sql).bind(at_ms).bind(message_id);
+            for e in chunk {
+                q = q.bind(e.as_str());
+            }
+            q.persistent(false).execute(&mut *w.tx).await?;
         }
         w.tx.commit().await?;
         Ok(())
@@ -880,7 +884,7 @@ impl EbStore for SqlStore {
         let cond = if only_unreceived { " AND d.stage = 0" } else { "" };
         let rows = sqlx::query(&format!(
             "SELECT r.ebrid, r.name, r.region_code, d.stage, COALESCE(s.online, 0), d.received_ms, d.started_ms, d.finished_ms, \
-             d.failed_reason, d.sends FROM eb_delivery d JOIN eb_resource r ON r.id = d.resource_id \
+             d.failed_reason, d.sends, d.last_sent_ms FROM eb_delivery d JOIN eb_resource r ON r.id = d.resource_id \
              LEFT JOIN terminal_status s ON s.resource_id = d.resource_id WHERE d.message_id = $1{cond} \
              ORDER BY r.region_code, r.ebrid LIMIT $2"
         ))
@@ -902,6 +906,7 @@ impl EbStore for SqlStore {
                     finished_ms: r.try_get(7)?,
                     failed_reason: r.try_get(8)?,
                     sends: r.try_get(9)?,
+                    last_sent_ms: r.try_get(10)?,
                 })
             })
             .collect()

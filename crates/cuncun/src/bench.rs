@@ -40,9 +40,14 @@ pub enum BenchCmd {
         /// mqtt://host:port of an external broker instead of the embedded gateway.
         #[arg(long)]
         broker: Option<String>,
-        /// Simulator processes (default: one per 10,000 terminals).
+        /// Simulator processes (default: one per 10,000 terminals; with --gateways, a multiple of
+        /// the gateway count with at most 17,000 terminals each).
         #[arg(long)]
         sim_processes: Option<usize>,
+        /// Scale-out path: run this many `cuncun gateway` node processes linked to the platform's
+        /// backbone, terminals spread evenly over them (needed above 19,000 terminals).
+        #[arg(long, conflicts_with = "broker")]
+        gateways: Option<usize>,
         #[arg(long)]
         database_url: Option<String>,
         /// Instead of messages: measure the platform's CPU while every terminal heartbeats at the
@@ -55,17 +60,32 @@ pub enum BenchCmd {
     },
 }
 
-/// Peak resident memory of this process (VmHWM), in MiB.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+
+/// A memory figure (`VmRSS`, `VmHWM`...) of a process from /proc, in MiB.
+fn proc_mib(pid: &str, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
+}
+
+/// Peak resident memory of this process, MiB.
+fn peak_rss_mib() -> f64 {
+    proc_mib("self", "VmHWM")
+}
+
+fn rss_mib() -> f64 {
+    proc_mib("self", "VmRSS")
+}
+
+/// Resident memory of another process, MiB.
+fn rss_of_mib(pid: u32) -> f64 {
+    proc_mib(&pid.to_string(), "VmRSS")
 }
 
 async fn empty_store(url: Option<String>) -> anyhow::Result<(std::sync::Arc<dyn Store>, String)> {
@@ -108,9 +128,23 @@ pub async fn run(_cfg: &Config, cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Dashboard { households, requests, database_url } => {
             dashboard(households, requests, database_url).await?;
         }
-        BenchCmd::Dispatch { terminals, messages, broker, sim_processes, database_url, heartbeat_equivalent, heartbeat_seconds } => {
+        BenchCmd::Dispatch {
+            terminals,
+            messages,
+            broker,
+            sim_processes,
+            gateways,
+            database_url,
+            heartbeat_equivalent,
+            heartbeat_seconds,
+        } => {
             let hb = heartbeat_equivalent.map(|e| (e, heartbeat_seconds));
-            dispatch(terminals, messages, broker, sim_processes, database_url, hb).await?;
+            let path = match (broker, gateways.filter(|g| *g > 0)) {
+                (Some(b), _) => DispatchPath::Broker(b),
+                (None, Some(g)) => DispatchPath::Nodes(g),
+                (None, None) => DispatchPath::Embedded,
+            };
+            dispatch(terminals, messages, path, sim_processes, database_url, hb).await?;
         }
     }
     Ok(())
@@ -258,17 +292,6 @@ impl Http {
     }
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 fn percentiles(mut v: Vec<i64>) -> String {
     if v.is_empty() {
@@ -279,20 +302,65 @@ fn percentiles(mut v: Vec<i64>) -> String {
     format!("p50={}ms p99={}ms max={}ms", p(0.5), p(0.99), v[v.len() - 1])
 }
 
+enum DispatchPath {
+    Embedded,
+    Broker(String),
+    /// Gateway node processes linked to the platform's hub.
+    Nodes(usize),
+}
+
+
+/// Starts `g` gateway nodes linked to `backbone`; returns them and their MQTT addresses.
+async fn start_nodes(
+    g: usize,
+    per_node: usize,
+    backbone: std::net::SocketAddr,
+    secret: &str,
+) -> anyhow::Result<(Vec<tokio::process::Child>, Vec<String>)> {
+    use tokio::io::AsyncBufReadExt;
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..g {
+        let mut c = tokio::process::Command::new(&exe)
+            .args(["gateway", "--backbone", &backbone.to_string(), "--listen", "127.0.0.1:0"])
+            .args(["--name", &format!("bench-node-{i}"), "--max-connections", &(per_node + 100).to_string()])
+            .env("CUNCUN_BUS_BACKBONE_SECRET", secret)
+            .env("CUNCUN_LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting a gateway node")?;
+        let out = c.stdout.take().context("node stdout")?;
+        let line = tokio::time::timeout(Duration::from_secs(30), tokio::io::BufReader::new(out).lines().next_line())
+            .await
+            .context("a gateway node did not start within 30 s")??
+            .context("a gateway node exited at start")?;
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("mqtt://"))
+            .with_context(|| format!("unexpected line from a gateway node: {line:?}"))?;
+        addrs.push(addr.to_string());
+        children.push(c);
+    }
+    Ok((children, addrs))
+}
+
 async fn dispatch(
     n: usize,
     messages: usize,
-    broker: Option<String>,
+    path: DispatchPath,
     sim_processes: Option<usize>,
     url: Option<String>,
     heartbeats: Option<(usize, u64)>,
 ) -> anyhow::Result<()> {
     use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
     use cuncun_store::eb::{NewMessage, NewResource};
-    if broker.is_none() && n > 19_000 {
+    if matches!(path, DispatchPath::Embedded) && n > 19_000 {
         bail!(
             "{n} terminals: one gateway process holds at most 19,000 here (20,000 open files per process); \
-             the multi-process scale-out path is not built yet"
+             use --gateways G to spread them over G node processes"
         );
     }
     let (store, _url) = empty_store(url).await?;
@@ -330,21 +398,38 @@ async fn dispatch(
     std::fs::write(&creds, csv)?;
     let auth = std::sync::Arc::new(cuncun_eb::DeviceAuth::new(store.device_credentials().await?));
     let rss_before = rss_mib();
-    let (bus, events, target) = match &broker {
-        None => {
+    let mut nodes = Vec::new();
+    let (bus, events, target) = match &path {
+        DispatchPath::Embedded => {
             let l = cuncun_web::bind("bench gateway", "127.0.0.1:0").await?;
             let addr = l.local_addr()?;
             let cfg = cuncun_gateway::GatewayConfig { max_connections: n + 10, ..Default::default() };
             let (bus, ev) = cuncun_gateway::start_embedded(vec![l], cfg, auth.clone()).await?;
             (bus, ev, addr.to_string())
         }
-        Some(b) => {
+        DispatchPath::Broker(b) => {
             let (bus, ev) = cuncun_gateway::connect_external(b, "cuncun-bench-platform", None, None).await?;
             (bus, ev, b.trim_start_matches("mqtt://").to_string())
         }
+        DispatchPath::Nodes(g) => {
+            let backbone = cuncun_web::bind("bench backbone", "127.0.0.1:0").await?;
+            let addr = backbone.local_addr()?;
+            let secret = cuncun_eb::new_secret();
+            let hub_cfg = cuncun_gateway::HubConfig { secret: secret.clone(), ..Default::default() };
+            let (hub, ev) = cuncun_gateway::start_hub(backbone, hub_cfg, auth.clone(), None).await?;
+            let (children, addrs) = start_nodes(*g, n.div_ceil(*g), addr, &secret).await?;
+            nodes = children;
+            (hub as std::sync::Arc<dyn cuncun_gateway::Bus>, ev, addrs.join(","))
+        }
     };
     let eb = cuncun_eb::start(store.clone(), bus.clone(), events, auth, cuncun_eb::EbConfig::default()).await?;
-    let procs = sim_processes.unwrap_or(n.div_ceil(10_000)).max(1);
+    let procs = match (&path, sim_processes) {
+        (_, Some(p)) => p,
+        // Equal shares per node, at most 17,000 simulated terminals per process.
+        (DispatchPath::Nodes(g), None) => n.div_ceil(17_000).div_ceil(*g) * g,
+        _ => n.div_ceil(10_000),
+    }
+    .max(1);
     let exe = std::env::current_exe()?;
     // Heartbeat period giving the same heartbeats per second as `equivalent` terminals every 30 s.
     let hb_ms = match heartbeats {
@@ -373,12 +458,26 @@ async fn dispatch(
     }
     let connect_s = t_conn.elapsed().as_secs_f64();
     let rss_after = rss_mib();
+    let path_name = match &path {
+        DispatchPath::Embedded => "embedded".to_string(),
+        DispatchPath::Broker(_) => "external-broker".to_string(),
+        DispatchPath::Nodes(g) => format!("scale-out({g} gateway nodes)"),
+    };
     println!(
-        "bench dispatch path={} terminals={n} sim_processes={procs} all_online={connect_s:.1}s ({:.0}/s incl. status writes) platform_rss={rss_after:.0}MiB per_terminal={:.1}KB",
-        if broker.is_some() { "external-broker" } else { "embedded" },
+        "bench dispatch path={path_name} terminals={n} sim_processes={procs} all_online={connect_s:.1}s ({:.0}/s incl. status writes) platform_rss={rss_after:.0}MiB per_terminal={:.1}KB",
         n as f64 / connect_s,
         (rss_after - rss_before) * 1024.0 / n as f64
     );
+    if !nodes.is_empty() {
+        let rss: Vec<f64> = nodes.iter().filter_map(|c| c.id()).map(rss_of_mib).collect();
+        let total: f64 = rss.iter().sum();
+        println!(
+            "bench dispatch gateway_nodes={} node_rss=[{}]MiB per_terminal_on_nodes={:.1}KB",
+            rss.len(),
+            rss.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(","),
+            total * 1024.0 / n as f64
+        );
+    }
     if let Some((equivalent, secs)) = heartbeats {
         // Let the first heartbeats of every terminal pass, then measure a steady window.
         tokio::time::sleep(Duration::from_millis(hb_ms as u64 * 2)).await;
@@ -443,7 +542,8 @@ async fn dispatch(
             if (s.received as usize >= n && s.started as usize >= n) || waited.elapsed() > Duration::from_secs(120) {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Counting 100,000 rows is not free: poll no more than once a second.
+            tokio::time::sleep(Duration::from_millis(1000)).await;
         }
         let rows = store.deliveries(m.id, false, 10_000_000).await?;
         let rec: Vec<i64> = rows.iter().filter_map(|d| d.received_ms.map(|t| t - t0)).collect();

@@ -44,6 +44,11 @@ pub struct BusCfg {
     /// Credentials of the platform's own client at an external broker.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Scale-out: where gateway nodes (`cuncun gateway`) link to this platform, e.g.
+    /// 10.0.0.5:1885; "" = no nodes (the embedded gateway alone).
+    pub backbone_listen: String,
+    /// The secret nodes present on the backbone (better given as CUNCUN_BUS_BACKBONE_SECRET).
+    pub backbone_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +72,8 @@ impl Default for BusCfg {
             max_connections: 19_000,
             username: None,
             password: None,
+            backbone_listen: String::new(),
+            backbone_secret: None,
         }
     }
 }
@@ -195,6 +202,8 @@ impl Config {
                 "CUNCUN_BUS_LISTEN" => cfg.bus.listen = v.clone(),
                 "CUNCUN_BUS_USERNAME" => cfg.bus.username = Some(v.clone()),
                 "CUNCUN_BUS_PASSWORD" => cfg.bus.password = Some(v.clone()),
+                "CUNCUN_BUS_BACKBONE_LISTEN" => cfg.bus.backbone_listen = v.clone(),
+                "CUNCUN_BUS_BACKBONE_SECRET" => cfg.bus.backbone_secret = Some(v.clone()),
                 "CUNCUN_EB_REGION" => cfg.eb.region = Some(v.clone()),
                 "CUNCUN_EB_MEDIA_BASE_URL" => cfg.eb.media_base_url = v.clone(),
                 _ => {}
@@ -202,6 +211,14 @@ impl Config {
         }
         if cfg.bus.url != "embedded" && !cfg.bus.url.starts_with("mqtt://") {
             bail!("bus.url = {:?}: expected \"embedded\" or mqtt://host:port", cfg.bus.url);
+        }
+        if !cfg.bus.backbone_listen.is_empty() {
+            if cfg.bus.url != "embedded" {
+                bail!("bus.backbone_listen needs bus.url = \"embedded\": gateway nodes replace an external broker, they do not join one");
+            }
+            if cfg.bus.backbone_secret.as_deref().is_none_or(|s| s.len() < 16) {
+                bail!("bus.backbone_listen is set: bus.backbone_secret (or CUNCUN_BUS_BACKBONE_SECRET) must be at least 16 characters");
+            }
         }
         if let Some(r) = &cfg.eb.region {
             cuncun_domain::RegionCode::parse(r).map_err(|e| anyhow::anyhow!("eb.region: {e}"))?;

@@ -5,6 +5,7 @@ mod bench;
 mod config;
 mod demo;
 mod sim_cmd;
+mod gateway_cmd;
 mod cap_cmd;
 mod bench_cap;
 
@@ -49,6 +50,8 @@ enum Cmd {
     Bench(sim_cmd::BenchCmd),
     /// Simulated terminals (terminal protocol v1) against the gateway or a broker.
     Sim(sim_cmd::SimArgs),
+    /// A gateway node for scale-out: holds terminals' connections for a platform's backbone.
+    Gateway(gateway_cmd::GatewayArgs),
     /// CAP 1.2 warnings: check files, sign outgoing alerts.
     #[command(subcommand)]
     Cap(cap_cmd::CapCmd),
@@ -190,6 +193,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Bench(sim_cmd::BenchCmd::Other(b)) => bench::run(&cfg, b).await?,
         Cmd::Bench(sim_cmd::BenchCmd::Fanout(a)) => sim_cmd::bench_fanout(a).await?,
         Cmd::Sim(a) => sim_cmd::run(a).await?,
+        Cmd::Gateway(a) => gateway_cmd::run(a).await?,
         Cmd::Cap(c) => return cap_cmd::run(c),
         Cmd::Bench(sim_cmd::BenchCmd::Cap(a)) => bench_cap::run(a)?,
     }
@@ -226,7 +230,19 @@ pub async fn start_eb(
         bus_addr = Some(listener.local_addr()?);
         tracing::info!(addr = %listener.local_addr()?, "terminal gateway listening");
         let gw = cuncun_gateway::GatewayConfig { max_connections: cfg.bus.max_connections, ..Default::default() };
-        cuncun_gateway::start_embedded(vec![listener], gw, auth.clone()).await?
+        if cfg.bus.backbone_listen.is_empty() {
+            cuncun_gateway::start_embedded(vec![listener], gw, auth.clone()).await?
+        } else {
+            let backbone = cuncun_web::bind("bus.backbone_listen", &cfg.bus.backbone_listen).await?;
+            println!("gateway nodes link to {} (cuncun gateway --backbone ...)", backbone.local_addr()?);
+            let hub_cfg = cuncun_gateway::HubConfig {
+                secret: cfg.bus.backbone_secret.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            let (hub, ev) =
+                cuncun_gateway::start_hub(backbone, hub_cfg, auth.clone(), Some((vec![listener], gw, auth.clone()))).await?;
+            (hub as Arc<dyn cuncun_gateway::Bus>, ev)
+        }
     } else {
         let id = format!("cuncun-platform-{}", &generate_password()[..8]);
         cuncun_gateway::connect_external(&cfg.bus.url, &id, cfg.bus.username.as_deref(), cfg.bus.password.as_deref())

@@ -51,6 +51,7 @@ fn parse_equal(s: &str) -> Result<EqualSeverity, String> {
 #[derive(clap::Args, Clone)]
 pub struct SimArgs {
     /// The MQTT server the terminals connect to (the platform's gateway or a broker), host:port.
+    /// Several, separated by commas (gateway nodes): process i uses the i-th, round robin.
     #[arg(long, default_value = "127.0.0.1:1883")]
     pub target: String,
     /// CSV file of `id,secret` lines; the 23-digit id carries the terminal's region (digits 2-13).
@@ -102,6 +103,13 @@ pub struct SimArgs {
 }
 
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    let targets = args.target.split(',').filter(|t| !t.trim().is_empty()).count();
+    if targets == 0 {
+        bail!("--target is empty: give host:port");
+    }
+    if targets > 1 && args.processes < targets {
+        bail!("--target names {targets} servers: run at least as many --processes (one target each)");
+    }
     if args.processes > 1 {
         return supervise(args).await;
     }
@@ -238,6 +246,7 @@ async fn supervise(args: SimArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the cuncun executable")?;
     let dir = std::env::temp_dir().join(format!("cuncun-sim-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let targets: Vec<&str> = args.target.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
     let progress = Arc::new(slots::Slots::new(p));
     let mut children = Vec::new();
     let mut stdins = Vec::new();
@@ -248,7 +257,7 @@ async fn supervise(args: SimArgs) -> anyhow::Result<()> {
         let report = dir.join(format!("part-{i}.json"));
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("sim")
-            .args(["--target", &args.target])
+            .args(["--target", targets[i % targets.len().max(1)]])
             .arg("--credentials")
             .arg(&args.credentials)
             .args(["--skip", &skip.to_string(), "--count", &count.to_string()])
