@@ -5,6 +5,8 @@ mod bench;
 mod config;
 mod demo;
 mod sim_cmd;
+mod ebd_cmd;
+mod bench_ebd;
 mod gateway_cmd;
 mod cap_cmd;
 mod bench_cap;
@@ -50,6 +52,12 @@ enum Cmd {
     Bench(sim_cmd::BenchCmd),
     /// Simulated terminals (terminal protocol v1) against the gateway or a broker.
     Sim(sim_cmd::SimArgs),
+    /// SM2 signing keys, certificates and the trust list for EBD interchange.
+    #[command(subcommand)]
+    Keys(ebd_cmd::KeysCmd),
+    /// National emergency-broadcast interchange (EBD) files: check, example.
+    #[command(subcommand)]
+    Ebd(ebd_cmd::EbdCmd),
     /// A gateway node for scale-out: holds terminals' connections for a platform's backbone.
     Gateway(gateway_cmd::GatewayArgs),
     /// CAP 1.2 warnings: check files, sign outgoing alerts.
@@ -193,6 +201,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Bench(sim_cmd::BenchCmd::Other(b)) => bench::run(&cfg, b).await?,
         Cmd::Bench(sim_cmd::BenchCmd::Fanout(a)) => sim_cmd::bench_fanout(a).await?,
         Cmd::Sim(a) => sim_cmd::run(a).await?,
+        Cmd::Bench(sim_cmd::BenchCmd::Ebd(a)) => bench_ebd::run(a)?,
+        Cmd::Keys(c) => return ebd_cmd::keys(c),
+        Cmd::Ebd(c) => return ebd_cmd::ebd(c),
         Cmd::Gateway(a) => gateway_cmd::run(a).await?,
         Cmd::Cap(c) => return cap_cmd::run(c),
         Cmd::Bench(sim_cmd::BenchCmd::Cap(a)) => bench_cap::run(a)?,

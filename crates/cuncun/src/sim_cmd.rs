@@ -384,6 +384,8 @@ pub enum BenchCmd {
     /// One alert fanned out to N simulated terminals (separate processes): the embedded gateway,
     /// and with --broker an external broker too, measured in the same run.
     Fanout(FanoutArgs),
+    /// EBD parse + signature verify throughput per core (interchange packages).
+    Ebd(crate::bench_ebd::EbdBenchArgs),
     /// CAP 1.2 parse + validate + map (and signature verify) throughput per core.
     Cap(crate::bench_cap::CapBenchArgs),
 }
