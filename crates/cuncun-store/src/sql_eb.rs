@@ -466,22 +466,40 @@ impl EbStore for SqlStore {
                         sqlx::query(sql).bind(ebrid.as_str()).bind(*at_ms).execute(&mut *w.tx).await?;
                     }
                 }
-                StatusChange::Heartbeat { ebrid, at_ms, hb } => {
-                    let state = serde_json::to_value(hb.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-                    sqlx::query(
-                        "UPDATE terminal_status SET last_seen_ms = $2, state = $3, volume = $4, task = $5, faults = $6 \
-                         WHERE resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)",
-                    )
-                    .bind(ebrid.as_str())
-                    .bind(*at_ms)
-                    .bind(state)
-                    .bind(hb.volume as i64)
-                    .bind(hb.task.as_deref())
-                    .bind(hb.faults.join(","))
-                    .execute(&mut *w.tx)
-                    .await?;
-                }
+                // Heartbeats change no presence: written together below, a chunk per statement.
+                StatusChange::Heartbeat { .. } => {}
             }
+        }
+        let hbs: Vec<_> = changes
+            .iter()
+            .filter_map(|c| match c {
+                StatusChange::Heartbeat { ebrid, at_ms, hb } => Some((ebrid, at_ms, hb)),
+                _ => None,
+            })
+            .collect();
+        let per = (max_params(self.backend()) / 6).max(1);
+        for chunk in hbs.chunks(per) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 6;
+                    format!(
+                        "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
+                        b + 1, b + 2, b + 3, b + 4, b + 5, b + 6
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "WITH v (ebrid, at_ms, state, volume, task, faults) AS (VALUES {}) \
+                 UPDATE terminal_status SET last_seen_ms = v.at_ms, state = v.state, volume = v.volume, task = v.task, faults = v.faults \
+                 FROM v JOIN eb_resource r ON r.ebrid = v.ebrid WHERE terminal_status.resource_id = r.id",
+                values.join(",")
+            );
+            let mut q = sqlx::query(&sql);
+            for (ebrid, at_ms, hb) in chunk {
+                let state = serde_json::to_value(hb.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                q = q.bind(ebrid.as_str()).bind(**at_ms).bind(state).bind(hb.volume as i64).bind(hb.task.as_deref()).bind(hb.faults.join(","));
+            }
+            q.persistent(false).execute(&mut *w.tx).await?;
         }
         w.tx.commit().await?;
         Ok(())
