@@ -256,10 +256,14 @@ fn severity_of(a: &Alert, warnings: &mut Vec<Issue>) -> (u8, String) {
 
 /// The national code for an event name in Chinese or English, if any table knows it.
 pub fn event_code_for_text(text: &str) -> Option<(&'static str, &'static str)> {
-    let mut names: Vec<(&'static str, &'static str)> =
-        EVENT_TYPES.iter().map(|e| (e.1, e.0)).chain(EXTRA_EVENT_NAMES.iter().copied()).collect();
-    names.retain(|(n, _)| !n.contains('/'));
-    names.sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
+    static NAMES: std::sync::OnceLock<Vec<(&'static str, &'static str)>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        let mut names: Vec<(&'static str, &'static str)> =
+            EVENT_TYPES.iter().map(|e| (e.1, e.0)).chain(EXTRA_EVENT_NAMES.iter().copied()).collect();
+        names.retain(|(n, _)| !n.contains('/'));
+        names.sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
+        names
+    });
     if let Some(&(n, c)) = names.iter().find(|(n, _)| text.contains(n)) {
         return Some((c, n));
     }

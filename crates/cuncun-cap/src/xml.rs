@@ -208,13 +208,19 @@ pub fn parse(src: &str) -> Result<Document, XmlError> {
     let mut before = Vec::new();
     let mut after = Vec::new();
     let mut root: Option<Element> = None;
+    // Line numbers are counted incrementally (recounting from the start would be quadratic).
+    let (mut line_pos, mut line_no) = (0usize, 1usize);
     loop {
-        let pos = reader.buffer_position() as usize;
+        let pos = (reader.buffer_position() as usize).min(src.len());
+        if pos > line_pos {
+            line_no += src.as_bytes()[line_pos..pos].iter().filter(|&&b| b == b'\n').count();
+            line_pos = pos;
+        }
         let ev = reader.read_event().map_err(|e| XmlError {
             line: line_of(src, reader.error_position() as usize),
             message: e.to_string(),
         })?;
-        let line = line_of(src, pos);
+        let line = line_no;
         let err = |message: String| XmlError { line, message };
         match ev {
             Event::Start(e) | Event::Empty(e) if root.is_some() && stack.is_empty() => {
