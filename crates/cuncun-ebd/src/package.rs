@@ -176,7 +176,7 @@ impl Package {
             if size > cap {
                 return Err(PackageError::TooLarge(format!("{name}: {size} bytes, more than {cap}")));
             }
-            let mut data = Vec::with_capacity(size.min(cap) as usize);
+            let mut data = Vec::with_capacity(size.min(cap).min(bytes.len() as u64) as usize);
             (&mut entry).take(cap + 1).read_to_end(&mut data).map_err(|e| bad(e.to_string()))?;
             if data.len() as u64 > cap {
                 return Err(PackageError::TooLarge(format!("{name}: more than {cap} bytes")));
