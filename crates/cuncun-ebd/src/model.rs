@@ -482,8 +482,12 @@ impl Ebd {
                 }
             }
         });
-        let body_name = body.as_ref().map(Body::type_name).unwrap_or("");
-        let known: Vec<&str> = HEADER_ELEMENTS.iter().copied().chain(std::iter::once(body_name)).collect();
+        // Without a readable body, any body element is "known" (its problem is reported already).
+        let bodies: &[&str] = match &body {
+            Some(b) => &[b.type_name()][..],
+            None => Body::TYPES,
+        };
+        let known: Vec<&str> = HEADER_ELEMENTS.iter().chain(bodies).copied().collect();
         cx.unknown(root, p, &known);
         Some(Ebd {
             header: Header {

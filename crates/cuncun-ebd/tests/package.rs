@@ -199,3 +199,22 @@ fn the_receipt_for_a_tampered_package_says_4_and_relates_to_it() {
     // The receipt itself is a valid EBD.
     assert_eq!(Ebd::parse(resp.to_xml().as_bytes()).unwrap().0, resp);
 }
+
+#[test]
+fn vendor_elements_are_warnings_and_the_file_stays_valid() {
+    let (ebd, _) = rainstorm_warning(&province(), None, 7, 0);
+    let xml = ebd.to_xml().replace("<MsgTitle>", "<VendorPriority>9</VendorPriority>\n      <MsgTitle>");
+    let r = check_bytes("v.xml", xml.as_bytes(), &CheckOptions::default());
+    assert!(r.is_valid(), "{}", r.render());
+    assert!(
+        r.warnings.iter().any(|w| w.location.ends_with("EBD/EBM/MsgContent/VendorPriority") && w.message.contains("unknown element")),
+        "{}",
+        r.render()
+    );
+    // A document without EBDType: one error for it, no noise about the body element.
+    let xml = ebd.to_xml().replace("  <EBDType>EBM</EBDType>\n", "");
+    let r = check_bytes("t.xml", xml.as_bytes(), &CheckOptions::default());
+    assert_eq!(r.errors.len(), 1, "{}", r.render());
+    assert!(r.errors[0].message.contains("<EBDType> is missing"), "{}", r.render());
+    assert!(r.warnings.iter().all(|w| !w.location.ends_with("/EBM")), "{}", r.render());
+}
