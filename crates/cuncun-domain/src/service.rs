@@ -2,7 +2,8 @@
 //! 24-hour clock), special-care visits, who may see personal data, and the indicator formulas.
 //! Pure functions; storage computes the counts set-wise and hands them to [`Indicators::from_counts`].
 
-use crate::Role;
+use crate::model::CoverageMode;
+use crate::{RegionCode, Role};
 use serde::{Deserialize, Serialize};
 
 /// Declares a closed set of values with a stored key and Chinese and English names.
@@ -102,6 +103,50 @@ impl TicketStatus {
     }
     /// SQL list of the open statuses, for `status IN (...)`.
     pub const OPEN_SQL: &'static str = "('new','assigned','on_site','reopened')";
+}
+
+/// Everything the registry keeps about a household.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HouseholdRecord {
+    pub village_code: RegionCode,
+    pub hamlet: Option<String>,
+    pub head_name: String,
+    pub phone: String,
+    pub address: String,
+    pub members: i64,
+    /// How the household receives TV and radio: None = not recorded; Some(empty) = none at all.
+    pub reception: Option<Vec<CoverageMode>>,
+    pub hd: bool,
+    pub fibre: bool,
+    pub care_elderly: bool,
+    pub care_children: bool,
+    pub care_disabled: bool,
+    pub fee_waiver: FeeWaiver,
+    /// What proves the waiver (certificate number, document), required with a waiver.
+    pub fee_waiver_evidence: String,
+    /// Last day the waiver is valid (YYYY-MM-DD), empty when open-ended or no waiver.
+    pub fee_waiver_until: String,
+}
+
+impl HouseholdRecord {
+    pub fn special_care(&self) -> bool {
+        self.care_elderly || self.care_children || self.care_disabled
+    }
+    /// The stored form of `reception`.
+    pub fn reception_key(&self) -> String {
+        match &self.reception {
+            None => String::new(),
+            Some(v) if v.is_empty() => "none".into(),
+            Some(v) => CoverageMode::encode_set(v),
+        }
+    }
+    pub fn reception_of(stored: &str) -> Option<Vec<CoverageMode>> {
+        match stored.trim() {
+            "" => None,
+            "none" => Some(Vec::new()),
+            s => Some(CoverageMode::decode_set(s)),
+        }
+    }
 }
 
 /// Who may see names and phone numbers of households and residents unmasked: the people who

@@ -5,53 +5,11 @@
 use crate::{Actor, Result};
 use async_trait::async_trait;
 use cuncun_domain::RegionCode;
-use cuncun_domain::model::{CoverageMode, OutletKind};
+use cuncun_domain::model::OutletKind;
 use cuncun_domain::service::*;
 use serde::{Deserialize, Serialize};
 
-/// Everything the registry keeps about a household.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HouseholdRecord {
-    pub village_code: RegionCode,
-    pub hamlet: Option<String>,
-    pub head_name: String,
-    pub phone: String,
-    pub address: String,
-    pub members: i64,
-    /// How the household receives TV and radio: None = not recorded; Some(empty) = none at all.
-    pub reception: Option<Vec<CoverageMode>>,
-    pub hd: bool,
-    pub fibre: bool,
-    pub care_elderly: bool,
-    pub care_children: bool,
-    pub care_disabled: bool,
-    pub fee_waiver: FeeWaiver,
-    /// What proves the waiver (certificate number, document), required with a waiver.
-    pub fee_waiver_evidence: String,
-    /// Last day the waiver is valid (YYYY-MM-DD), empty when open-ended or no waiver.
-    pub fee_waiver_until: String,
-}
-
-impl HouseholdRecord {
-    pub fn special_care(&self) -> bool {
-        self.care_elderly || self.care_children || self.care_disabled
-    }
-    /// The stored form of `reception`.
-    pub fn reception_key(&self) -> String {
-        match &self.reception {
-            None => String::new(),
-            Some(v) if v.is_empty() => "none".into(),
-            Some(v) => CoverageMode::encode_set(v),
-        }
-    }
-    pub fn reception_of(stored: &str) -> Option<Vec<CoverageMode>> {
-        match stored.trim() {
-            "" => None,
-            "none" => Some(Vec::new()),
-            s => Some(CoverageMode::decode_set(s)),
-        }
-    }
-}
+pub use cuncun_domain::service::HouseholdRecord;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Household {

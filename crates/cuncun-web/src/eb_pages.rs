@@ -294,9 +294,9 @@ async fn terminal_page(State(state): State<AppState>, c: Caller, Path(id): Path<
 
 // ---- Excel import and export ----
 
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub(crate) const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-fn xlsx_response(name: &str, bytes: Vec<u8>) -> Response {
+pub(crate) fn xlsx_response(name: &str, bytes: Vec<u8>) -> Response {
     (
         [
             (header::CONTENT_TYPE, XLSX.to_string()),
@@ -307,7 +307,7 @@ fn xlsx_response(name: &str, bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn sheet_err(e: cuncun_xlsx::SheetError) -> AppError {
+pub(crate) fn sheet_err(e: cuncun_xlsx::SheetError) -> AppError {
     AppError::Internal(format!("writing a workbook: {e}"))
 }
 

@@ -20,6 +20,8 @@ pub fn routes() -> Router<AppState> {
         .route("/service/tickets/{id}/{action}", post(act))
         .route("/service/indicators", get(indicators))
         .route("/service/households", get(households))
+        .route("/service/households/import", post(import_households).layer(axum::extract::DefaultBodyLimit::max(cuncun_xlsx::MAX_INPUT_BYTES)))
+        .route("/service/stewards/import", post(import_stewards).layer(axum::extract::DefaultBodyLimit::max(cuncun_xlsx::MAX_INPUT_BYTES)))
 }
 
 fn id_param(s: &str) -> Result<i64, AppError> {
@@ -118,20 +120,43 @@ struct HouseholdsQ {
     offset: Option<i64>,
 }
 
+#[derive(Deserialize, Default)]
+struct ImportQ {
+    mode: Option<String>,
+}
+
+fn import_mode(q: &ImportQ) -> Result<bool, AppError> {
+    match q.mode.as_deref() {
+        None | Some("all") => Ok(false),
+        Some("valid_rows") => Ok(true),
+        Some(other) => Err(AppError::BadRequest(format!("mode {other:?}: expected all or valid_rows"))),
+    }
+}
+
+fn import_answer(r: sp::RegistryImport) -> (axum::http::StatusCode, Json<Value>) {
+    let status = if r.imported == 0 && !r.errors.is_empty() { axum::http::StatusCode::UNPROCESSABLE_ENTITY } else { axum::http::StatusCode::OK };
+    let errors: Vec<Value> = r.errors.iter().map(|(row, col, msg)| json!({ "row": row, "column": col, "message": msg })).collect();
+    (status, Json(json!({ "imported": r.imported, "errors": errors })))
+}
+
+/// The body is the .xlsx file itself.
+async fn import_households(State(state): State<AppState>, c: Caller, Query(q): Query<ImportQ>, body: axum::body::Bytes) -> Result<(axum::http::StatusCode, Json<Value>), AppError> {
+    let r = sp::import_households_checked(&state, &c, &body, import_mode(&q)?).await?;
+    Ok(import_answer(r))
+}
+
+async fn import_stewards(State(state): State<AppState>, c: Caller, Query(q): Query<ImportQ>, body: axum::body::Bytes) -> Result<(axum::http::StatusCode, Json<Value>), AppError> {
+    let r = sp::import_stewards_checked(&state, &c, &body, import_mode(&q)?).await?;
+    Ok(import_answer(r))
+}
+
 async fn households(State(state): State<AppState>, c: Caller, Query(q): Query<HouseholdsQ>) -> Result<Json<Value>, AppError> {
-    let a = sp::access(&state, &c).await?;
     let scope = match &q.region {
         Some(r) => cuncun_domain::RegionCode::parse(r).map_err(|e| AppError::BadRequest(format!("region: {e}")))?,
         None => c.user.region_code.clone(),
     };
-    c.ensure_scope(&scope)?;
     let hq = HouseholdQuery { care_only: q.care.unwrap_or(false), text: q.q };
     let (limit, offset) = (q.limit.unwrap_or(100).clamp(1, 1000), q.offset.unwrap_or(0).max(0));
-    let mut rows = state.store.households_in(&scope, &hq, limit, offset).await?;
-    rows.retain(|h| a.sees_village(&h.rec.village_code));
-    for h in &mut rows {
-        h.rec.head_name = a.name(&h.rec.head_name);
-        h.rec.phone = a.phone(&h.rec.phone);
-    }
+    let rows = sp::households_checked(&state, &c, &scope, &hq, limit, offset).await?;
     Ok(Json(json!({ "items": rows })))
 }

@@ -45,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/r/{code}", get(public_page).post(public_submit))
         .route("/r/{code}/qr.svg", get(public_qr))
         .route("/r/c/{token}", get(confirm_page).post(confirm_submit))
+        .merge(registry_routes())
 }
 
 /// Largest photo accepted from a steward's phone.
@@ -159,6 +160,9 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("svc.masked", "姓名与电话已按权限隐藏", "Names and phones are masked for your role"),
     ("svc.escalated_to_me", "升级给我的工单", "Escalated to me"),
     ("svc.open", "未办结", "Open"),
+    ("svc.reception", "收视方式", "Reception"),
+    ("svc.waiver", "减免", "Fee waiver"),
+    ("svc.account", "登录账号", "Account"),
 ];
 
 pub fn svc_text(lang: Lang, key: &str) -> &'static str {
@@ -191,6 +195,9 @@ impl Chrome {
     }
     pub fn pct(&self, p: &Option<f64>) -> String {
         show_percent(*p)
+    }
+    pub fn reception(&self, r: &Option<Vec<cuncun_domain::model::CoverageMode>>) -> String {
+        cuncun_xlsx::households::reception_text(r)
     }
     pub fn dur(&self, ms: &Option<i64>) -> String {
         ms.map(|m| format_duration(m, self.lang == Lang::Zh)).unwrap_or_else(|| "—".into())
@@ -1260,4 +1267,323 @@ pub fn spawn_escalation(state: AppState) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+// ---- households and stewards: lists, Excel template, export, import ----
+
+use crate::eb_pages::{XLSX, sheet_err, xlsx_response};
+
+/// Largest workbook accepted for an import (the reader's own limit).
+const MAX_UPLOAD: usize = cuncun_xlsx::MAX_INPUT_BYTES;
+
+pub fn registry_routes() -> Router<AppState> {
+    Router::new()
+        .route("/service/households", get(households_page))
+        .route("/service/households/template.xlsx", get(households_template))
+        .route("/service/households/export.xlsx", get(households_export))
+        .route("/service/households/import", post(households_import).layer(DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)))
+        .route("/service/stewards", get(stewards_page))
+        .route("/service/stewards/template.xlsx", get(stewards_template))
+        .route("/service/stewards/export.xlsx", get(stewards_export))
+        .route("/service/stewards/import", post(stewards_import).layer(DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)))
+        .route("/service/stewards/{id}/user", post(link_user))
+}
+
+#[derive(Template)]
+#[template(path = "service/households.html")]
+struct HouseholdsPage {
+    c: Chrome,
+    rows: Vec<Household>,
+    care: bool,
+    q: String,
+    page: i64,
+    has_next: bool,
+    operator: bool,
+    masked: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct HouseholdListQuery {
+    #[serde(default)]
+    care: String,
+    #[serde(default)]
+    q: String,
+    page: Option<i64>,
+}
+
+/// Households the caller may see (a steward: their villages), masked as the role requires.
+pub async fn households_checked(state: &AppState, c: &Caller, scope: &RegionCode, q: &HouseholdQuery, limit: i64, offset: i64) -> Result<Vec<Household>, AppError> {
+    let a = access(state, c).await?;
+    c.ensure_scope(scope)?;
+    let mut rows = match &a.steward {
+        Some(s) => {
+            let mut all = Vec::new();
+            for v in s.villages.iter().filter(|v| c.in_scope(v) && scope.contains(v)) {
+                all.extend(state.store.households_in(v, q, limit + offset, 0).await?);
+            }
+            all.into_iter().skip(offset as usize).take(limit as usize).collect()
+        }
+        None => state.store.households_in(scope, q, limit, offset).await?,
+    };
+    for h in &mut rows {
+        h.rec.head_name = a.name(&h.rec.head_name);
+        h.rec.phone = a.phone(&h.rec.phone);
+    }
+    Ok(rows)
+}
+
+async fn households_page(State(state): State<AppState>, c: Caller, Query(q): Query<HouseholdListQuery>) -> Result<Response, AppError> {
+    let a = access(&state, &c).await?;
+    let page = q.page.unwrap_or(1).max(1);
+    let hq = HouseholdQuery { care_only: !q.care.is_empty(), text: q.q.clone() };
+    let mut rows = households_checked(&state, &c, &c.user.region_code, &hq, PAGE_ROWS + 1, (page - 1) * PAGE_ROWS).await?;
+    let has_next = rows.len() as i64 > PAGE_ROWS;
+    rows.truncate(PAGE_ROWS as usize);
+    render(&HouseholdsPage { c: Chrome::of(&c, "/service/households"), rows, care: hq.care_only, q: q.q, page, has_next, operator: a.operator, masked: !a.unmasked })
+}
+
+async fn households_template(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
+    access(&state, &c).await?;
+    Ok(xlsx_response("households-template.xlsx", cuncun_xlsx::households::households_template().map_err(sheet_err)?))
+}
+
+/// Every household in the caller's reach as .xlsx (masked for roles that do not see personal
+/// data); each export is audited with its scope and row count.
+pub async fn households_export_checked(state: &AppState, c: &Caller) -> Result<Vec<u8>, AppError> {
+    let a = access(state, c).await?;
+    let rows = households_checked(state, c, &c.user.region_code, &HouseholdQuery::default(), 1_000_000, 0).await?;
+    let bytes = cuncun_xlsx::households::export_households(rows.iter().map(|h| &h.rec)).map_err(sheet_err)?;
+    let after = serde_json::json!({ "rows": rows.len(), "masked": !a.unmasked }).to_string();
+    state.store.audit(&c.actor(), "household.export", "household", c.user.region_code.short(), "", &after).await?;
+    Ok(bytes)
+}
+
+async fn households_export(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
+    let bytes = households_export_checked(&state, &c).await?;
+    Ok(xlsx_response(&format!("households-{}.xlsx", c.user.region_code.short()), bytes))
+}
+
+/// What an import did, for the page and the API.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RegistryImport {
+    pub imported: usize,
+    /// (row, column label, message zh / en).
+    pub errors: Vec<(u32, String, String)>,
+    /// Download token of the error report, when there were errors.
+    pub report: Option<String>,
+}
+
+/// Region checks shared by both imports: loaded and inside the caller's scope.
+async fn region_problem(state: &AppState, c: &Caller, code: &RegionCode, known: &mut HashMap<String, bool>) -> Result<Option<(String, String)>, AppError> {
+    if !c.in_scope(code) {
+        return Ok(Some((format!("区划 {code} 不在您的管辖范围内"), format!("region {code} is outside your region"))));
+    }
+    let exists = match known.get(code.as_str()) {
+        Some(e) => *e,
+        None => {
+            let e = state.store.region(code).await?.is_some();
+            known.insert(code.as_str().to_string(), e);
+            e
+        }
+    };
+    Ok((!exists).then(|| (format!("区划 {code} 尚未导入"), format!("region {code} is not loaded"))))
+}
+
+fn finish<T>(state: &AppState, c: &Caller, out: &cuncun_xlsx::ParseOutcome<T>, bytes: &[u8]) -> Result<RegistryImport, AppError> {
+    let mut r = RegistryImport {
+        imported: 0,
+        errors: out.errors.iter().map(|e| (e.row, e.label.clone(), format!("{} / {}", e.message.zh, e.message.en))).collect(),
+        report: None,
+    };
+    if !out.errors.is_empty() {
+        let report = out.error_report(Some(bytes)).map_err(sheet_err)?;
+        r.report = Some(state.downloads.put(c.user.id, "import-errors.xlsx".into(), XLSX, report));
+    }
+    Ok(r)
+}
+
+fn ensure_operator(c: &Caller) -> Result<(), AppError> {
+    if can_operate_service(c.user.role) { Ok(()) } else { Err(AppError::Forbidden("only the service desk may import the registry".into())) }
+}
+
+/// Validates every row (file, regions, scope, duplicates against the registry), then imports all
+/// rows in one transaction, or nothing when any row is bad unless `valid_rows_only`.
+pub async fn import_households_checked(state: &AppState, c: &Caller, bytes: &[u8], valid_rows_only: bool) -> Result<RegistryImport, AppError> {
+    ensure_operator(c)?;
+    let mut out = cuncun_xlsx::households::parse_households(bytes);
+    let existing: std::collections::HashSet<(String, String, String)> = state.store.household_keys(&c.user.region_code).await?.into_iter().collect();
+    let mut known = HashMap::new();
+    let mut found = Vec::new();
+    for (row, h) in &out.valid {
+        if let Some(m) = region_problem(state, c, &h.village_code, &mut known).await? {
+            found.push((*row, "village_code", m));
+        } else if existing.contains(&(h.village_code.as_str().to_string(), h.head_name.trim().to_string(), h.address.trim().to_string())) {
+            found.push((*row, "head_name", ("已登记(同村、同户主、同住址)".to_string(), "already registered (same village, head and address)".to_string())));
+        }
+    }
+    for (row, col, m) in found {
+        out.add_error(row, col, m);
+    }
+    let mut r = finish(state, c, &out, bytes)?;
+    if out.errors.is_empty() || valid_rows_only {
+        let rows: Vec<HouseholdRecord> = out.valid.into_iter().map(|(_, h)| h).collect();
+        if !rows.is_empty() {
+            r.imported = state.store.import_households(&rows, "xlsx", &c.actor()).await? as usize;
+        }
+    }
+    Ok(r)
+}
+
+async fn read_upload(mut mp: axum::extract::Multipart) -> Result<(String, Vec<u8>, bool), AppError> {
+    let (mut csrf, mut file, mut valid_rows_only) = (String::new(), Vec::new(), false);
+    while let Some(field) = mp.next_field().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))? {
+        match field.name().unwrap_or("") {
+            "csrf" => csrf = field.text().await.unwrap_or_default(),
+            "mode" => valid_rows_only = field.text().await.unwrap_or_default() == "valid_rows",
+            "file" => file = field.bytes().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))?.to_vec(),
+            _ => {}
+        }
+    }
+    if file.is_empty() {
+        return Err(AppError::BadRequest("file: choose an .xlsx file".into()));
+    }
+    Ok((csrf, file, valid_rows_only))
+}
+
+#[derive(Template)]
+#[template(path = "service/import.html")]
+struct ImportPage {
+    c: Chrome,
+    r: RegistryImport,
+    valid_rows_only: bool,
+    back: &'static str,
+}
+
+async fn households_import(State(state): State<AppState>, c: Caller, mp: axum::extract::Multipart) -> Result<Response, AppError> {
+    let (csrf, file, valid_rows_only) = read_upload(mp).await?;
+    c.check_csrf(&csrf)?;
+    let r = import_households_checked(&state, &c, &file, valid_rows_only).await?;
+    render(&ImportPage { c: Chrome::of(&c, "/service/households"), r, valid_rows_only, back: "/service/households" })
+}
+
+#[derive(Template)]
+#[template(path = "service/stewards.html")]
+struct StewardsPage {
+    c: Chrome,
+    rows: Vec<(Steward, String)>,
+    operator: bool,
+}
+
+async fn stewards_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
+    let a = access(&state, &c).await?;
+    let mut rows = Vec::new();
+    for s in state.store.stewards_in(&c.user.region_code).await? {
+        let user = match s.user_id {
+            Some(u) => state.store.user(u).await?.map(|u| u.username).unwrap_or_default(),
+            None => String::new(),
+        };
+        rows.push((s, user));
+    }
+    render(&StewardsPage { c: Chrome::of(&c, "/service/stewards"), rows, operator: a.operator })
+}
+
+async fn stewards_template(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
+    access(&state, &c).await?;
+    Ok(xlsx_response("stewards-template.xlsx", cuncun_xlsx::households::stewards_template().map_err(sheet_err)?))
+}
+
+async fn stewards_export(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
+    access(&state, &c).await?;
+    let mut rows = Vec::new();
+    for s in state.store.stewards_in(&c.user.region_code).await? {
+        let username = match s.user_id {
+            Some(u) => state.store.user(u).await?.map(|u| u.username).unwrap_or_default(),
+            None => String::new(),
+        };
+        // A steward's name and phone are published to the villages: not masked.
+        rows.push(cuncun_xlsx::households::StewardRow { name: s.name, phone: s.phone, township: s.region_code, villages: s.villages, username });
+    }
+    let bytes = cuncun_xlsx::households::export_stewards(rows.iter()).map_err(sheet_err)?;
+    let after = serde_json::json!({ "rows": rows.len() }).to_string();
+    state.store.audit(&c.actor(), "steward.export", "steward", c.user.region_code.short(), "", &after).await?;
+    Ok(xlsx_response(&format!("stewards-{}.xlsx", c.user.region_code.short()), bytes))
+}
+
+/// Validates and imports a stewards sheet, all-or-nothing unless `valid_rows_only`.
+pub async fn import_stewards_checked(state: &AppState, c: &Caller, bytes: &[u8], valid_rows_only: bool) -> Result<RegistryImport, AppError> {
+    ensure_operator(c)?;
+    let mut out = cuncun_xlsx::households::parse_stewards(bytes);
+    let existing: std::collections::HashSet<(String, String)> =
+        state.store.stewards_in(&c.user.region_code).await?.into_iter().map(|s| (s.name, s.phone)).collect();
+    let mut known = HashMap::new();
+    let mut found = Vec::new();
+    let mut users: HashMap<u32, i64> = HashMap::new();
+    for (row, s) in &out.valid {
+        if let Some(m) = region_problem(state, c, &s.township, &mut known).await? {
+            found.push((*row, "township_code", m));
+        }
+        for v in &s.villages {
+            if let Some(m) = region_problem(state, c, v, &mut known).await? {
+                found.push((*row, "villages", m));
+            }
+        }
+        if existing.contains(&(s.name.clone(), s.phone.clone())) {
+            found.push((*row, "name", ("已登记(同姓名同手机)".to_string(), "already registered (same name and phone)".to_string())));
+        }
+        if !s.username.is_empty() {
+            match state.store.user_credentials(&s.username).await? {
+                Some((u, _)) if u.role == cuncun_domain::Role::Steward && c.in_scope(&u.region_code) => {
+                    users.insert(*row, u.id);
+                }
+                Some(_) => found.push((*row, "username", (format!("账号 {} 不是本辖区的管家账号", s.username), format!("account {} is not a steward account in your region", s.username)))),
+                None => found.push((*row, "username", (format!("账号 {} 不存在", s.username), format!("account {} does not exist", s.username)))),
+            }
+        }
+    }
+    for (row, col, m) in found {
+        out.add_error(row, col, m);
+    }
+    let mut r = finish(state, c, &out, bytes)?;
+    if out.errors.is_empty() || valid_rows_only {
+        let rows: Vec<StewardRecord> = out
+            .valid
+            .into_iter()
+            .map(|(row, s)| StewardRecord { name: s.name, phone: s.phone, region_code: s.township, user_id: users.get(&row).copied(), villages: s.villages })
+            .collect();
+        if !rows.is_empty() {
+            r.imported = state.store.import_stewards(&rows, "xlsx", &c.actor()).await? as usize;
+        }
+    }
+    Ok(r)
+}
+
+async fn stewards_import(State(state): State<AppState>, c: Caller, mp: axum::extract::Multipart) -> Result<Response, AppError> {
+    let (csrf, file, valid_rows_only) = read_upload(mp).await?;
+    c.check_csrf(&csrf)?;
+    let r = import_stewards_checked(&state, &c, &file, valid_rows_only).await?;
+    render(&ImportPage { c: Chrome::of(&c, "/service/stewards"), r, valid_rows_only, back: "/service/stewards" })
+}
+
+#[derive(Deserialize)]
+struct LinkForm {
+    csrf: String,
+    #[serde(default)]
+    username: String,
+}
+
+async fn link_user(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<LinkForm>) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    ensure_operator(&c)?;
+    let s = state.store.steward(id).await?.ok_or_else(|| AppError::NotFound(format!("steward {id}")))?;
+    c.ensure_scope(&s.region_code)?;
+    let user = match f.username.trim() {
+        "" => None,
+        name => {
+            let (u, _) = state.store.user_credentials(name).await?.ok_or_else(|| AppError::BadRequest(format!("username: {name:?} does not exist")))?;
+            c.ensure_scope(&u.region_code)?;
+            Some(u.id)
+        }
+    };
+    state.store.set_steward_user(id, user, &c.actor()).await?;
+    Ok(Redirect::to("/service/stewards").into_response())
 }

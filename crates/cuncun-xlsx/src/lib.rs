@@ -44,6 +44,7 @@
 
 mod read;
 mod report;
+pub mod households;
 pub mod resources;
 mod sheet;
 mod values;

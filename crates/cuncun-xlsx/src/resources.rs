@@ -276,8 +276,14 @@ pub fn parse_resources(bytes: &[u8]) -> ParseOutcome<ResourceRow> {
 }
 
 fn region(chk: &mut RowCheck<'_>) -> Option<RegionCode> {
-    let s = chk.get(REGION.key);
-    if s.is_empty() || chk.has_error(REGION.key) {
+    region_at(chk, REGION.key)
+}
+
+/// The region code in column `key`, or None (with an error naming what is wrong in Chinese and
+/// English) when it is not one; None without error when the cell is empty.
+pub(crate) fn region_at(chk: &mut RowCheck<'_>, key: &str) -> Option<RegionCode> {
+    let s = chk.get(key);
+    if s.is_empty() || chk.has_error(key) {
         return None;
     }
     match RegionCode::parse(s) {
@@ -290,7 +296,7 @@ fn region(chk: &mut RowCheck<'_>) -> Option<RegionCode> {
                 }
                 RegionCodeError::Zero(_) => format!("区划代码「{s}」无效（前两位或全部为 0）"),
             };
-            chk.error(REGION.key, Message::new(zh, e.to_string()));
+            chk.error(key, Message::new(zh, e.to_string()));
             None
         }
     }

@@ -154,6 +154,10 @@ async fn personal_data_is_masked_for_roles_that_do_not_need_it() {
         let (_, hv) = app.get(&viewer, "/api/v1/service/households").await;
         assert_eq!(hv["items"][0]["head_name"], "刘**");
         assert_eq!(hv["items"][0]["phone"], "137****5678");
+        let page = c.get(format!("{}/service/households", app.url)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("刘**") && !page.contains("13712345678"));
+        let page = c.get(format!("{}/service/stewards", app.url)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("李文华"), "stewards' published names");
         let st = app.token("st1").await;
         let (_, hs) = app.get(&st, "/api/v1/service/households").await;
         assert_eq!(hs["items"][0]["phone"], "13712345678", "the household's steward sees it");
@@ -324,5 +328,114 @@ async fn indicators_by_region_and_period() {
         assert!(page.contains("75.00%"));
         let csv = c.get(format!("{}/service/indicators.csv?region=500236&from=2026-06-01&to=2026-07-01", app.url)).send().await.unwrap().text().await.unwrap();
         assert!(csv.lines().nth(1).unwrap().starts_with("500236,奉节县,4,4,3,100.00,75.00"), "{csv}");
+    }
+}
+
+fn hh(village: &str, head: &str, phone: &str) -> HouseholdRecord {
+    HouseholdRecord {
+        village_code: rc(village),
+        hamlet: Some("上院子".into()),
+        head_name: head.into(),
+        phone: phone.into(),
+        address: format!("{head}家"),
+        members: 3,
+        reception: Some(vec![cuncun_domain::model::CoverageMode::Satellite]),
+        hd: true,
+        fibre: false,
+        care_elderly: false,
+        care_children: false,
+        care_disabled: false,
+        fee_waiver: FeeWaiver::None,
+        fee_waiver_evidence: String::new(),
+        fee_waiver_until: String::new(),
+    }
+}
+
+async fn import(app: &App, token: &str, what: &str, mode: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let r = client()
+        .post(format!("{}/api/v1/service/{what}/import?mode={mode}", app.url))
+        .bearer_auth(token)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn household_import_with_bad_rows_imports_nothing_unless_asked() {
+    for app in apps().await {
+        stewards(&app).await;
+        let desk = app.token("t2cast").await;
+        app.store.add_household(&hh(V1, "已有", "13900000001"), &Actor::system()).await.unwrap();
+        let rows = [
+            hh(V1, "甲", "13900000002"),
+            hh(V1, "乙", "12345"),                   // row 3: phone
+            hh(V3, "丙", "13900000003"),             // row 4: outside t2cast's township
+            hh("500236100209", "丁", "13900000004"), // row 5: village not loaded
+            hh(V1, "已有", "13900000001"),            // row 6: already registered
+            hh(V1, "甲", "13900000002"),              // row 7: duplicate of row 2
+        ];
+        let bytes = cuncun_xlsx::households::export_households(rows.iter()).unwrap();
+        let (s, b) = import(&app, &desk, "households", "all", bytes.clone()).await;
+        assert_eq!(s, 422, "{b}");
+        let errs: Vec<(i64, String)> = b["errors"].as_array().unwrap().iter().map(|e| (e["row"].as_i64().unwrap(), e["column"].as_str().unwrap().to_string())).collect();
+        let rows_with_errors: Vec<i64> = errs.iter().map(|e| e.0).collect();
+        assert_eq!(rows_with_errors, [3, 4, 5, 6, 7], "{errs:?}");
+        assert!(errs[0].1.contains("联系电话"), "{errs:?}");
+        assert!(b["errors"][1]["message"].as_str().unwrap().contains("outside your region"));
+        let all = |s: std::sync::Arc<dyn Store>| async move { s.households_in(&rc("500236"), &HouseholdQuery::default(), 100, 0).await.unwrap().len() };
+        assert_eq!(all(app.store.clone()).await, 1, "nothing half-imported");
+        let (s, b) = import(&app, &desk, "households", "valid_rows", bytes).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["imported"], 1);
+        assert_eq!(all(app.store.clone()).await, 2);
+        // A viewer may not import.
+        let viewer = app.token("t2view").await;
+        let (s, _) = import(&app, &viewer, "households", "all", cuncun_xlsx::households::households_template().unwrap()).await;
+        assert_eq!(s, 403);
+        // Exports are audited, masked for the viewer.
+        let (c, _) = app.browser("t2view").await;
+        let x = c.get(format!("{}/service/households/export.xlsx", app.url)).send().await.unwrap();
+        assert_eq!(x.status(), 200);
+        let back = cuncun_xlsx::households::parse_households(&x.bytes().await.unwrap());
+        assert!(back.valid.iter().all(|(_, h)| h.head_name.contains('*')), "masked export");
+        let audit = app.store.audit_recent(5).await.unwrap();
+        let e = audit.iter().find(|e| e.action == "household.export").expect("export audited");
+        assert!(e.actor.ends_with(":t2view") && e.after.contains("\"rows\":2") && e.after.contains("\"masked\":true"), "{e:?}");
+        // Both households have every required field.
+        let (_, ind) = app.get(&desk, "/api/v1/service/indicators").await;
+        assert_eq!(ind["indicators"]["data_completeness"], 100.0);
+    }
+}
+
+#[tokio::test]
+async fn steward_import_links_accounts_and_checks_villages() {
+    for app in apps().await {
+        let admin = app.token("admin").await;
+        let hash = cuncun_web::auth::hash_password(PASSWORD).unwrap();
+        app.store
+            .create_user(&NewUser { username: "st9".into(), display_name: "新".into(), role: Role::Steward, region_code: rc("500236100"), phone: String::new(), password_hash: hash }, &Actor::system())
+            .await
+            .unwrap();
+        let row = |name: &str, villages: Vec<&str>, user: &str| cuncun_xlsx::households::StewardRow {
+            name: name.into(),
+            phone: "13800000009".into(),
+            township: rc("500236100"),
+            villages: villages.into_iter().map(rc).collect(),
+            username: user.into(),
+        };
+        let bad = [row("甲", vec![V1], "st9"), row("乙", vec![V1], "t2view")];
+        let (s, b) = import(&app, &admin, "stewards", "all", cuncun_xlsx::households::export_stewards(bad.iter()).unwrap()).await;
+        assert_eq!(s, 422, "{b}");
+        assert_eq!(b["errors"][0]["row"], 3);
+        assert!(app.store.stewards_in(&rc("500236")).await.unwrap().is_empty(), "nothing half-imported");
+        let good = [row("甲", vec![V1, "500236100202"], "st9")];
+        let (s, b) = import(&app, &admin, "stewards", "all", cuncun_xlsx::households::export_stewards(good.iter()).unwrap()).await;
+        assert_eq!(s, 200, "{b}");
+        let st9 = app.token("st9").await;
+        let (s, _) = app.get(&st9, "/api/v1/service/tickets").await;
+        assert_eq!(s, 200, "the imported steward's account is linked");
     }
 }
