@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod eb;
+pub mod indicators;
 pub mod model;
 pub mod online;
 pub mod protocol;
