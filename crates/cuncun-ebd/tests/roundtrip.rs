@@ -61,3 +61,30 @@ fn samples_vary() {
     }
     assert!(with_dispatch > 10 && without > 10, "{with_dispatch} {without}");
 }
+
+/// The writer, the packer and the signer agree with the check: a signed package of any type
+/// from a trusted sender checks valid with ResultCode 1 (EBM aside: random EBMs name media that
+/// is not there and may end before they start, which the check rightly refuses).
+#[test]
+fn signed_packages_of_every_type_check_valid() {
+    use cuncun_ebd::check::{CheckOptions, check_bytes};
+    use cuncun_ebd::package::Package;
+    use cuncun_ebd::sign::{SigStatus, Signer, SoftwareSigner, TrustList};
+    let mut g = Gen::new(99);
+    for round in 0..8 {
+        for name in Body::TYPES.iter().filter(|n| **n != "EBM") {
+            let ebd = Ebd::sample_of(name, &mut g).unwrap();
+            let signer = SoftwareSigner::from_seed(round, ebd.header.src.ebrid.clone()).unwrap();
+            let mut trust = TrustList::default();
+            trust.add(signer.certificate().clone()).unwrap();
+            let tar = Package::build(&ebd, Some(&signer as &dyn Signer), vec![], ebd.header.ebd_time)
+                .unwrap()
+                .to_tar()
+                .unwrap();
+            let r = check_bytes("x.tar", &tar, &CheckOptions { verifier: Some(&trust), ..Default::default() });
+            assert!(r.is_valid() && r.result_code() == 1, "{name}: {}", r.render());
+            assert!(matches!(r.signature, Some(SigStatus::Ok { .. })), "{name}");
+            assert_eq!(r.ebd.as_ref(), Some(&ebd));
+        }
+    }
+}
