@@ -5,10 +5,12 @@
 
 mod bulk;
 pub mod eb;
+pub mod interchange;
 pub mod report;
 pub mod service;
 mod sql;
 mod sql_eb;
+mod sql_interchange;
 mod sql_report;
 mod sql_service;
 pub mod testing;
@@ -119,7 +121,7 @@ pub struct RegistryBatch {
 }
 
 #[async_trait]
-pub trait Store: eb::EbStore + service::ServiceStore + report::ReportStore + Send + Sync + 'static {
+pub trait Store: eb::EbStore + service::ServiceStore + interchange::InterchangeStore + report::ReportStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Applies pending migrations; returns the names of those applied.
     async fn migrate(&self) -> Result<Vec<String>>;

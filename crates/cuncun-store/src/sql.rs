@@ -13,12 +13,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_foundation", include_str!("../migrations/sqlite/0001_foundation.sql")),
     (2, "0002_emergency_broadcast", include_str!("../migrations/sqlite/0002_emergency_broadcast.sql")),
     (3, "0003_service_network", include_str!("../migrations/sqlite/0003_service_network.sql")),
+    (4, "0004_interchange", include_str!("../migrations/sqlite/0004_interchange.sql")),
     (5, "0005_indicators", include_str!("../migrations/sqlite/0005_indicators.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
     (2, "0002_emergency_broadcast", include_str!("../migrations/postgres/0002_emergency_broadcast.sql")),
     (3, "0003_service_network", include_str!("../migrations/postgres/0003_service_network.sql")),
+    (4, "0004_interchange", include_str!("../migrations/postgres/0004_interchange.sql")),
     (5, "0005_indicators", include_str!("../migrations/postgres/0005_indicators.sql")),
 ];
 

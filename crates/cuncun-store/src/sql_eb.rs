@@ -11,11 +11,25 @@ use cuncun_domain::protocol::{LogEntry, Stage};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-const RES_COLS: &str = "r.id, r.ebrid, r.kind, r.region_code, r.name, r.vendor, r.model, r.lon, r.lat, \
+pub(crate) const RES_COLS: &str = "r.id, r.ebrid, r.kind, r.region_code, r.name, r.vendor, r.model, r.lon, r.lat, \
      r.install_date, r.retired_at_ms, r.created_at_ms, r.secret_hash";
 
 fn bad(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Invalid(format!("stored {what} is invalid: {e}"))
+}
+
+/// A row of `SELECT {RES_COLS}, s.online, s.last_seen_ms, s.state, s.volume, s.task, s.faults`.
+pub(crate) fn resource_with_status_of(row: &AnyRow) -> Result<ResourceWithStatus> {
+    let online: Option<i64> = row.try_get(13)?;
+    Ok(ResourceWithStatus {
+        resource: resource_of(row)?,
+        online: online.map(|o| o != 0),
+        last_seen_ms: row.try_get(14)?,
+        state: row.try_get::<Option<String>, _>(15)?.unwrap_or_default(),
+        volume: row.try_get::<Option<i64>, _>(16)?.unwrap_or(0),
+        task: row.try_get(17)?,
+        faults: row.try_get::<Option<String>, _>(18)?.unwrap_or_default(),
+    })
 }
 
 fn resource_of(row: &AnyRow) -> Result<Resource> {
@@ -154,6 +168,134 @@ impl SqlStore {
         Ok(out)
     }
 
+    pub(crate) async fn create_message_tx(&self, tx: &mut Transaction<'static, Any>, m: &NewMessage, actor: &Actor) -> Result<Message> {
+        // Daily sequence (Beijing date) for the EBMID.
+        let beijing = chrono_day(now_ms());
+        let n: i64 = sqlx::query(
+            "INSERT INTO eb_sequence (day, n) VALUES ($1, 1) ON CONFLICT (day) DO UPDATE SET n = eb_sequence.n + 1 RETURNING n",
+        )
+        .bind(beijing.as_str())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+        let ebmid = cuncun_domain::eb::ebmid(&m.platform, &beijing, n as u32).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let areas: Vec<&str> = m.areas.iter().map(|a| a.as_str()).collect();
+        let now = now_ms();
+        let id: i64 = sqlx::query(
+            "INSERT INTO eb_message (ebmid, msg_type, related_ebmid, priority, drill, event_type, severity, title, body, lang, \
+             audio_sha256, audio_size, areas, start_ms, end_ms, repeat_count, volume, status, source, owner_region, author_id, \
+             created_at_ms, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,'draft',$18,$19,$20,$21,$21) RETURNING id",
+        )
+        .bind(ebmid.as_str())
+        .bind(m.msg_type.as_str())
+        .bind(m.related_ebmid.as_deref())
+        .bind(m.priority.as_str())
+        .bind(m.drill as i64)
+        .bind(m.event_type.as_str())
+        .bind(m.severity as i64)
+        .bind(m.title.as_str())
+        .bind(m.body.as_str())
+        .bind(m.lang.as_str())
+        .bind(m.audio_sha256.as_deref())
+        .bind(m.audio_size)
+        .bind(areas.join(","))
+        .bind(m.start_ms)
+        .bind(m.end_ms)
+        .bind(m.repeat_count)
+        .bind(m.volume)
+        .bind(m.source.as_str())
+        .bind(m.owner_region.as_str())
+        .bind(m.author_id)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+        for t in &m.terminals {
+            let n = sqlx::query(
+                "INSERT INTO eb_message_terminal (message_id, resource_id) SELECT $1, id FROM eb_resource WHERE ebrid = $2 AND retired_at_ms IS NULL",
+            )
+            .bind(id)
+            .bind(t.as_str())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::Invalid(format!("terminal {t} does not exist or is retired")));
+            }
+        }
+        let msg = self.fetch_message(tx, id).await?;
+        let after = serde_json::to_string(&msg).unwrap_or_default();
+        self.append_audit(tx, actor, "message.create", "eb_message", &ebmid, "", &after).await?;
+        Ok(msg)
+    }
+
+    pub(crate) async fn transition_message_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: i64,
+        from: MessageStatus,
+        to: MessageStatus,
+        approver_id: Option<i64>,
+        actor: &Actor,
+    ) -> Result<Message> {
+        let before = self.fetch_message(tx, id).await?;
+        let now = now_ms();
+        let n = sqlx::query(
+            "UPDATE eb_message SET status = $1, updated_at_ms = $2, \
+             approver_id = COALESCE($3, approver_id), \
+             approved_at_ms = CASE WHEN $1 = 'approved' THEN $2 ELSE approved_at_ms END, \
+             completed_at_ms = CASE WHEN $1 IN ('completed','cancelled','expired') THEN $2 ELSE completed_at_ms END \
+             WHERE id = $4 AND status = $5",
+        )
+        .bind(to.key())
+        .bind(now)
+        .bind(approver_id)
+        .bind(id)
+        .bind(from.key())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(format!(
+                "message {} is {}, not {}; reload and try again",
+                before.ebmid,
+                before.status.key(),
+                from.key()
+            )));
+        }
+        if to == MessageStatus::Approved {
+            // Fix the targets now: terminals in the areas plus the explicitly named ones.
+            let (cond, binds) = area_condition("region_code", &before.areas, 2);
+            let sql = format!(
+                "INSERT INTO eb_delivery (message_id, resource_id) SELECT $1, id FROM eb_resource \
+                 WHERE retired_at_ms IS NULL AND kind IN {TERMINAL_KINDS} AND ({cond} OR id IN (SELECT resource_id FROM eb_message_terminal WHERE message_id = $1)) \
+                 ON CONFLICT DO NOTHING"
+            );
+            let mut q = sqlx::query(&sql).bind(id);
+            for b in &binds {
+                q = q.bind(b.as_str());
+            }
+            q.execute(&mut **tx).await?;
+            sqlx::query("INSERT INTO eb_outbox (message_id, action, created_at_ms) VALUES ($1, 'dispatch', $2)")
+                .bind(id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if to == MessageStatus::Cancelled && matches!(from, MessageStatus::Approved | MessageStatus::Dispatching) {
+            sqlx::query("INSERT INTO eb_outbox (message_id, action, created_at_ms) VALUES ($1, 'cancel', $2)")
+                .bind(id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let after = self.fetch_message(tx, id).await?;
+        let b = serde_json::json!({ "status": before.status.key() }).to_string();
+        let a = serde_json::json!({ "status": after.status.key(), "approver_id": after.approver_id, "areas": after.areas }).to_string();
+        self.append_audit(tx, actor, &format!("message.{}", to.key()), "eb_message", &after.ebmid, &b, &a).await?;
+        Ok(after)
+    }
+
     pub(crate) async fn insert_resources_tx(&self, tx: &mut Transaction<'static, Any>, rs: &[NewResource]) -> Result<Vec<String>> {
         let codes = self.assign_codes(tx, rs).await?;
         let now = now_ms();
@@ -189,7 +331,7 @@ impl SqlStore {
         Ok(codes)
     }
 
-    async fn fetch_message(&self, tx: &mut Transaction<'static, Any>, id: i64) -> Result<Message> {
+    pub(crate) async fn fetch_message(&self, tx: &mut Transaction<'static, Any>, id: i64) -> Result<Message> {
         Self::row_by_id(tx, &format!("SELECT {MSG_COLS} FROM eb_message WHERE id = $1"), id, "message", message_of).await
     }
 }
@@ -336,20 +478,7 @@ impl EbStore for SqlStore {
         .bind(offset)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let online: Option<i64> = row.try_get(13)?;
-                Ok(ResourceWithStatus {
-                    resource: resource_of(row)?,
-                    online: online.map(|o| o != 0),
-                    last_seen_ms: row.try_get(14)?,
-                    state: row.try_get::<Option<String>, _>(15)?.unwrap_or_default(),
-                    volume: row.try_get::<Option<i64>, _>(16)?.unwrap_or(0),
-                    task: row.try_get(17)?,
-                    faults: row.try_get::<Option<String>, _>(18)?.unwrap_or_default(),
-                })
-            })
-            .collect()
+        rows.iter().map(resource_with_status_of).collect()
     }
 
     async fn update_resource(&self, id: i64, p: &ResourcePatch, actor: &Actor) -> Result<Resource> {
@@ -369,12 +498,14 @@ impl EbStore for SqlStore {
         if let Some(v) = &p.install_date {
             r.install_date = v.trim().into();
         }
-        sqlx::query("UPDATE eb_resource SET name=$1, vendor=$2, model=$3, install_date=$4 WHERE id=$5")
+        // updated_at_ms lets an incremental report to the parent platform find the change.
+        sqlx::query("UPDATE eb_resource SET name=$1, vendor=$2, model=$3, install_date=$4, updated_at_ms=$6 WHERE id=$5")
             .bind(r.name.as_str())
             .bind(r.vendor.as_str())
             .bind(r.model.as_str())
             .bind(r.install_date.as_str())
             .bind(id)
+            .bind(now_ms())
             .execute(&mut *w.tx)
             .await?;
         let (b, a) = (serde_json::to_string(&before).unwrap_or_default(), serde_json::to_string(&r).unwrap_or_default());
@@ -573,63 +704,7 @@ impl EbStore for SqlStore {
 
     async fn create_message(&self, m: &NewMessage, actor: &Actor) -> Result<Message> {
         let mut w = self.begin_write().await?;
-        // Daily sequence (Beijing date) for the EBMID.
-        let beijing = chrono_day(now_ms());
-        let n: i64 = sqlx::query(
-            "INSERT INTO eb_sequence (day, n) VALUES ($1, 1) ON CONFLICT (day) DO UPDATE SET n = eb_sequence.n + 1 RETURNING n",
-        )
-        .bind(beijing.as_str())
-        .fetch_one(&mut *w.tx)
-        .await?
-        .try_get(0)?;
-        let ebmid = cuncun_domain::eb::ebmid(&m.platform, &beijing, n as u32).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let areas: Vec<&str> = m.areas.iter().map(|a| a.as_str()).collect();
-        let now = now_ms();
-        let id: i64 = sqlx::query(
-            "INSERT INTO eb_message (ebmid, msg_type, related_ebmid, priority, drill, event_type, severity, title, body, lang, \
-             audio_sha256, audio_size, areas, start_ms, end_ms, repeat_count, volume, status, source, owner_region, author_id, \
-             created_at_ms, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,'draft',$18,$19,$20,$21,$21) RETURNING id",
-        )
-        .bind(ebmid.as_str())
-        .bind(m.msg_type.as_str())
-        .bind(m.related_ebmid.as_deref())
-        .bind(m.priority.as_str())
-        .bind(m.drill as i64)
-        .bind(m.event_type.as_str())
-        .bind(m.severity as i64)
-        .bind(m.title.as_str())
-        .bind(m.body.as_str())
-        .bind(m.lang.as_str())
-        .bind(m.audio_sha256.as_deref())
-        .bind(m.audio_size)
-        .bind(areas.join(","))
-        .bind(m.start_ms)
-        .bind(m.end_ms)
-        .bind(m.repeat_count)
-        .bind(m.volume)
-        .bind(m.source.as_str())
-        .bind(m.owner_region.as_str())
-        .bind(m.author_id)
-        .bind(now)
-        .fetch_one(&mut *w.tx)
-        .await?
-        .try_get(0)?;
-        for t in &m.terminals {
-            let n = sqlx::query(
-                "INSERT INTO eb_message_terminal (message_id, resource_id) SELECT $1, id FROM eb_resource WHERE ebrid = $2 AND retired_at_ms IS NULL",
-            )
-            .bind(id)
-            .bind(t.as_str())
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Err(StoreError::Invalid(format!("terminal {t} does not exist or is retired")));
-            }
-        }
-        let msg = self.fetch_message(&mut w.tx, id).await?;
-        let after = serde_json::to_string(&msg).unwrap_or_default();
-        self.append_audit(&mut w.tx, actor, "message.create", "eb_message", &ebmid, "", &after).await?;
+        let msg = self.create_message_tx(&mut w.tx, m, actor).await?;
         w.tx.commit().await?;
         Ok(msg)
     }
@@ -691,61 +766,7 @@ impl EbStore for SqlStore {
         actor: &Actor,
     ) -> Result<Message> {
         let mut w = self.begin_write().await?;
-        let before = self.fetch_message(&mut w.tx, id).await?;
-        let now = now_ms();
-        let n = sqlx::query(
-            "UPDATE eb_message SET status = $1, updated_at_ms = $2, \
-             approver_id = COALESCE($3, approver_id), \
-             approved_at_ms = CASE WHEN $1 = 'approved' THEN $2 ELSE approved_at_ms END, \
-             completed_at_ms = CASE WHEN $1 IN ('completed','cancelled','expired') THEN $2 ELSE completed_at_ms END \
-             WHERE id = $4 AND status = $5",
-        )
-        .bind(to.key())
-        .bind(now)
-        .bind(approver_id)
-        .bind(id)
-        .bind(from.key())
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Err(StoreError::Conflict(format!(
-                "message {} is {}, not {}; reload and try again",
-                before.ebmid,
-                before.status.key(),
-                from.key()
-            )));
-        }
-        if to == MessageStatus::Approved {
-            // Fix the targets now: terminals in the areas plus the explicitly named ones.
-            let (cond, binds) = area_condition("region_code", &before.areas, 2);
-            let sql = format!(
-                "INSERT INTO eb_delivery (message_id, resource_id) SELECT $1, id FROM eb_resource \
-                 WHERE retired_at_ms IS NULL AND kind IN {TERMINAL_KINDS} AND ({cond} OR id IN (SELECT resource_id FROM eb_message_terminal WHERE message_id = $1)) \
-                 ON CONFLICT DO NOTHING"
-            );
-            let mut q = sqlx::query(&sql).bind(id);
-            for b in &binds {
-                q = q.bind(b.as_str());
-            }
-            q.execute(&mut *w.tx).await?;
-            sqlx::query("INSERT INTO eb_outbox (message_id, action, created_at_ms) VALUES ($1, 'dispatch', $2)")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *w.tx)
-                .await?;
-        }
-        if to == MessageStatus::Cancelled && matches!(from, MessageStatus::Approved | MessageStatus::Dispatching) {
-            sqlx::query("INSERT INTO eb_outbox (message_id, action, created_at_ms) VALUES ($1, 'cancel', $2)")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *w.tx)
-                .await?;
-        }
-        let after = self.fetch_message(&mut w.tx, id).await?;
-        let b = serde_json::json!({ "status": before.status.key() }).to_string();
-        let a = serde_json::json!({ "status": after.status.key(), "approver_id": after.approver_id, "areas": after.areas }).to_string();
-        self.append_audit(&mut w.tx, actor, &format!("message.{}", to.key()), "eb_message", &after.ebmid, &b, &a).await?;
+        let after = self.transition_message_tx(&mut w.tx, id, from, to, approver_id, actor).await?;
         w.tx.commit().await?;
         Ok(after)
     }
