@@ -186,6 +186,13 @@ fn render(el: &Element, in_scope: &NsMap, rendered: &NsMap, ctx: &Ctx<'_>, out: 
 
 /// Canonicalizes the whole document, leaving out `skip` (and its subtree) if given.
 pub fn document(doc: &Document, m: &Method, skip: Option<&Element>) -> String {
+    let (before, root, after) = document_parts(doc, m, skip);
+    format!("{before}{root}{after}")
+}
+
+/// The canonical document in three parts: what precedes the root element, the root element,
+/// what follows it (their concatenation is [`document`]).
+pub fn document_parts(doc: &Document, m: &Method, skip: Option<&Element>) -> (String, String, String) {
     let ctx = Ctx { m, skip };
     let mut out = String::new();
     for n in &doc.before {
@@ -202,7 +209,9 @@ pub fn document(doc: &Document, m: &Method, skip: Option<&Element>) -> String {
             _ => {}
         }
     }
+    let before = std::mem::take(&mut out);
     render(&doc.root, &NsMap::new(), &NsMap::new(), &ctx, &mut out);
+    let root = std::mem::take(&mut out);
     for n in &doc.after {
         match n {
             Node::Pi { target, content } => {
@@ -217,7 +226,7 @@ pub fn document(doc: &Document, m: &Method, skip: Option<&Element>) -> String {
             _ => {}
         }
     }
-    out
+    (before, root, out)
 }
 
 /// Canonicalizes the subtree of `target`, an element reached from the root by `path` (child
@@ -238,6 +247,7 @@ pub fn subtree(doc: &Document, path: &[usize], m: &Method, skip: Option<&Element
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::xml::parse;

@@ -52,7 +52,8 @@ impl SignatureStatus {
 }
 
 fn short_alg(uri: &str) -> &str {
-    uri.rsplit(['#', '/']).next().unwrap_or(uri)
+    let u = uri.trim_end_matches('#');
+    u.rsplit(['#', '/']).next().unwrap_or(u)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,7 +281,8 @@ impl RsaSigner {
             return Err(SignError::AlreadySigned);
         }
         let m = Method::exclusive();
-        let canon = c14n::document(&doc, &m, None);
+        let (before, root, after) = c14n::document_parts(&doc, &m, None);
+        let canon = format!("{before}{root}{after}");
         let digest = B64.encode(Sha256::digest(canon.as_bytes()));
         let si_xml = format!(
             "<ds:SignedInfo xmlns:ds=\"{DSIG_NS}\"><ds:CanonicalizationMethod Algorithm=\"{exc}\"></ds:CanonicalizationMethod>\
@@ -303,7 +305,7 @@ impl RsaSigner {
             B64.encode(sig.to_bytes())
         );
         let end = format!("</{}>", doc.root.qname());
-        let body = canon.strip_suffix(&end).ok_or_else(|| SignError::Sign("canonical form has no end tag".into()))?;
-        Ok(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}{signature}{end}\n"))
+        let body = root.strip_suffix(&end).ok_or_else(|| SignError::Sign("canonical form has no end tag".into()))?;
+        Ok(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{before}{body}{signature}{end}{after}\n"))
     }
 }

@@ -130,6 +130,7 @@ pub fn select_inside<I: Clone>(areas: &[Geometry], points: &[(I, f64, f64)]) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -22,8 +22,8 @@ pub fn parse_datetime(s: &str) -> Result<(i64, Option<String>), String> {
     let (core, note) = if let Some(c) = s.strip_suffix('Z') {
         (format!("{c}+00:00"), Some(format!("{s:?} uses \"Z\"; CAP 1.2 requires a numeric zone such as +00:00")))
     } else {
-        let tz = &s[s.len().saturating_sub(6)..];
-        let tb = tz.as_bytes();
+        // Bytes, not a str slice: the input may end in multi-byte characters.
+        let tb = &b[b.len().saturating_sub(6)..];
         let tz_ok = tb.len() == 6
             && (tb[0] == b'+' || tb[0] == b'-')
             && tb[3] == b':'
@@ -265,6 +265,7 @@ fn validate_info(v: &mut V, info: &Info, p: &str, sent: Option<i64>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -276,5 +277,6 @@ mod tests {
         assert!(parse_datetime("2026-13-01T08:00:00+08:00").is_err());
         assert!(parse_datetime("2026/06/01 08:00").is_err());
         assert!(parse_datetime("").is_err());
+        assert!(parse_datetime("2026-07-12T08:15:00+08:0>奉节县0").is_err(), "multi-byte tail");
     }
 }

@@ -319,6 +319,7 @@ pub fn decode(bytes: &[u8]) -> Result<&str, XmlError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
