@@ -271,6 +271,16 @@ mod tests {
     }
 
     #[test]
+    fn comments_and_pis_around_the_root() {
+        let d = parse("<?xml version=\"1.0\"?>\n<?a b?>\n<!--c1-->\n<r><!--in--><?p  q?></r>\n<!--c2-->\n<?z?>").unwrap();
+        assert_eq!(document(&d, &Method::exclusive(), None), "<?a b?>\n<r><?p q?></r>\n<?z?>");
+        let with = Method::from_uri(EXC_C14N_COMMENTS).unwrap();
+        assert_eq!(document(&d, &with, None), "<?a b?>\n<!--c1-->\n<r><!--in--><?p q?></r>\n<!--c2-->\n<?z?>");
+        let (before, root, after) = document_parts(&d, &with, None);
+        assert_eq!((before.as_str(), root.as_str(), after.as_str()), ("<?a b?>\n<!--c1-->\n", "<r><!--in--><?p q?></r>", "\n<!--c2-->\n<?z?>"));
+    }
+
+    #[test]
     fn empty_default_namespace_is_undeclared_only_when_needed() {
         let d = parse("<r xmlns=\"urn:d\"><c xmlns=\"\"><e/></c></r>").unwrap();
         let inc = document(&d, &Method::from_uri(C14N_10).unwrap(), None);

@@ -55,6 +55,7 @@ pub fn run(cmd: CapCmd) -> anyhow::Result<ExitCode> {
             };
             let opts = CheckOptions { trusted: key.as_ref(), require_signature, known_region: &known_region };
             let mut all_valid = true;
+            let mut reports_invalid = 0usize;
             let mut reports = Vec::new();
             for f in &files {
                 let name = f.display().to_string();
@@ -62,6 +63,7 @@ pub fn run(cmd: CapCmd) -> anyhow::Result<ExitCode> {
                     Ok(bytes) => cuncun_cap::check(&bytes, &opts),
                     Err(e) => {
                         all_valid = false;
+                        reports_invalid += 1;
                         if json {
                             reports.push(serde_json::json!({ "file": name, "valid": false, "error": format!("cannot read: {e}") }));
                         } else {
@@ -71,6 +73,7 @@ pub fn run(cmd: CapCmd) -> anyhow::Result<ExitCode> {
                     }
                 };
                 all_valid &= report.valid;
+                reports_invalid += usize::from(!report.valid);
                 if json {
                     let mut v = serde_json::to_value(&report)?;
                     if let Some(o) = v.as_object_mut() {
@@ -83,6 +86,9 @@ pub fn run(cmd: CapCmd) -> anyhow::Result<ExitCode> {
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else if files.len() > 1 {
+                let bad = reports_invalid;
+                println!("{} file(s) checked: {} valid, {bad} invalid", files.len(), files.len() - bad);
             }
             Ok(if all_valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }

@@ -67,6 +67,7 @@ fn invalid_files_list_every_error_with_its_location_and_exit_1() {
         "error: /alert/sender: required element <sender> is missing or empty",
         "error: /alert/info[1]/event: required element <event> is missing or empty",
         "no_such_file.xml: INVALID",
+        "4 file(s) checked: 1 valid, 3 invalid",
     ] {
         assert!(o.stdout.contains(want), "missing {want:?}\n{}", show(&o));
     }
