@@ -9,6 +9,7 @@ pub mod error;
 pub mod i18n;
 pub mod metrics;
 pub mod pages;
+pub mod report_pages;
 pub mod service_api;
 pub mod service_pages;
 pub mod session;
@@ -32,6 +33,8 @@ pub struct WebOptions {
     pub login_window: Duration,
     /// Open tickets escalate to the outlet head this long after the request (deadline 24 h).
     pub escalate_after: Duration,
+    /// A terminal offline or faulty this long gets a repair ticket for its steward (once per outage).
+    pub repair_after: Duration,
 }
 
 impl Default for WebOptions {
@@ -43,6 +46,7 @@ impl Default for WebOptions {
             login_per_client: 30,
             login_window: Duration::from_secs(600),
             escalate_after: Duration::from_secs(20 * 3600),
+            repair_after: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -126,6 +130,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(eb_pages::routes())
         .merge(service_pages::routes())
+        .merge(report_pages::routes())
         .nest("/api/v1", api::routes().merge(service_api::routes()))
         .route("/openapi.json", axum::routing::get(api::openapi))
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::html_errors))
@@ -183,6 +188,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let escalation = service_pages::spawn_escalation(state.clone());
+    let repair_loop = report_pages::spawn_repair_loop(state.clone());
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut rx1 = tx.subscribe();
     let mut rx2 = tx.subscribe();
@@ -199,6 +205,7 @@ pub async fn serve(
     });
     let (a, b) = tokio::join!(app_srv.into_future(), ops_srv.into_future());
     escalation.abort();
+    repair_loop.abort();
     a?;
     b?;
     Ok(())

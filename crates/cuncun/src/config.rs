@@ -104,6 +104,8 @@ pub struct Web {
     pub ops_listen: String,
     pub secure_cookies: bool,
     pub session_ttl_hours: u64,
+    /// A terminal offline or reporting faults this long gets a repair ticket for its steward.
+    pub repair_after_minutes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +139,7 @@ impl Default for Web {
             ops_listen: "127.0.0.1:9090".into(),
             secure_cookies: false,
             session_ttl_hours: 12,
+            repair_after_minutes: 240,
         }
     }
 }
@@ -233,6 +236,7 @@ impl Config {
         cuncun_web::WebOptions {
             secure_cookies: self.web.secure_cookies,
             session_ttl: std::time::Duration::from_secs(self.web.session_ttl_hours * 3600),
+            repair_after: std::time::Duration::from_secs(self.web.repair_after_minutes.max(1) * 60),
             ..Default::default()
         }
     }

@@ -4,6 +4,7 @@
 
 mod eb;
 mod harness;
+mod report;
 mod scope;
 mod service;
 mod sessions;

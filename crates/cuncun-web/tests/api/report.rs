@@ -1,0 +1,240 @@
+//! Coverage, indicators and the monthly report over HTTP, on every backend: the report page with
+//! its charts, the workbook read back, drill-downs, scoping (a township user sees only their
+//! township), targets and the nine-haves checklist (administrators, CSRF, audited), the dashboard's
+//! problem villages.
+
+use crate::harness::*;
+use calamine::{Data, Reader, Xlsx};
+use cuncun_domain::indicators::Month;
+use cuncun_domain::model::{CoverageMode, NewHamlet};
+use cuncun_domain::service::*;
+use cuncun_domain::RegionCode;
+use cuncun_store::service::*;
+use cuncun_store::{Actor, Store};
+use std::io::Cursor;
+
+const H: i64 = 3_600_000;
+const T1V: &str = "500236001001"; // 永安街道 桂井社区
+const T2V: &str = "500236100201"; // 白帝镇 白帝村
+
+fn rc(s: &str) -> RegionCode {
+    RegionCode::parse(s).unwrap()
+}
+
+fn june() -> Month {
+    Month::parse("2025-06").unwrap()
+}
+
+fn hh(village: &str, modes: &[CoverageMode]) -> HouseholdRecord {
+    HouseholdRecord {
+        village_code: rc(village),
+        hamlet: Some("上院子".into()),
+        head_name: "户主".into(),
+        phone: "13912345678".into(),
+        address: "上院子1号".into(),
+        members: 3,
+        reception: Some(modes.to_vec()),
+        hd: false,
+        fibre: false,
+        care_elderly: false,
+        care_children: false,
+        care_disabled: false,
+        fee_waiver: FeeWaiver::None,
+        fee_waiver_evidence: String::new(),
+        fee_waiver_until: String::new(),
+    }
+}
+
+fn ticket(village: &str, at: i64) -> NewTicket {
+    NewTicket {
+        kind: TicketKind::Repair,
+        source: TicketSource::Phone,
+        category: TicketCategory::Satellite,
+        village_code: rc(village),
+        household_id: None,
+        reporter_name: "王大爷".into(),
+        reporter_phone: "13912345678".into(),
+        address: "上院子1号".into(),
+        description: "没有信号".into(),
+        terminal_ebrid: None,
+        dedupe_key: None,
+        confirm_token_hash: None,
+        requested_at_ms: Some(at),
+    }
+}
+
+/// Township 001: 2 households, 4 tickets in June (3 closed within 24 h, one after 30 h). Township 100: 3
+/// households, 1 ticket (closed after 30 h), a hamlet of 30 households without a terminal and an
+/// open ticket now past its deadline.
+async fn fixture(store: &dyn Store) {
+    let op = Actor::system();
+    for (name, township, village) in [("管家甲", "500236001", T1V), ("管家乙", "500236100", T2V)] {
+        store
+            .add_steward(&StewardRecord { name: name.into(), phone: "13800001111".into(), region_code: rc(township), user_id: None, villages: vec![rc(village)] }, &op)
+            .await
+            .unwrap();
+    }
+    let rows = vec![hh(T1V, &[CoverageMode::Cable]), hh(T1V, &[]), hh(T2V, &[CoverageMode::Satellite]), hh(T2V, &[CoverageMode::Satellite]), hh(T2V, &[CoverageMode::Cable])];
+    store.import_households(&rows, "fixture", &op).await.unwrap();
+    store.add_hamlet(&NewHamlet { village_code: rc(T2V), name: "大坪".into(), households: 30, population: 90 }, &op).await.unwrap();
+    let t0 = june().start_ms() + 3 * 24 * H;
+    for (i, (village, took)) in [(T1V, 2 * H), (T1V, 5 * H), (T1V, 23 * H), (T1V, 30 * H), (T2V, 30 * H)].iter().enumerate() {
+        let at = t0 + i as i64 * 24 * H;
+        let t = store.create_ticket(&ticket(village, at), &op).await.unwrap().ticket;
+        store.transition_ticket(t.id, &TicketAction::Resolve { note: "已修复".into() }, &op, at + took).await.unwrap();
+    }
+    store.create_ticket(&ticket(T2V, cuncun_store::now_ms() - 30 * H), &op).await.unwrap();
+}
+
+fn cell(d: &Data) -> String {
+    match d {
+        Data::Empty => String::new(),
+        Data::String(s) => s.clone(),
+        Data::Float(f) => format!("{f}"),
+        Data::Int(i) => format!("{i}"),
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn monthly_report_page_workbook_and_drill_down() {
+    for app in apps().await {
+        fixture(app.store.as_ref()).await;
+        let admin = app.token("admin").await;
+        let c = client();
+        let page = c.get(format!("{}/report?region=500236&month=2025-06", app.url)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        // 3 of 5 June tickets closed within 24 h (2 h, 5 h, 23 h; two took 30 h) = 60.00%; 5 households.
+        let row = &html[html.find("id=\"ind-closure_24h\"").unwrap()..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(row.contains("60.00%") && row.contains("3 / 5"), "{row}");
+        assert!(html.contains("<svg id=\"chart-online\"") && html.contains("<svg id=\"chart-tickets\""));
+        assert!(html.contains("id=\"cov-households\">5<"));
+        assert!(html.contains("永安街道") && html.contains("白帝镇"), "townships listed");
+
+        // The workbook says the same.
+        let x = c.get(format!("{}/report/monthly.xlsx?region=500236&month=2025-06", app.url)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(x.status(), 200);
+        assert!(x.headers()["content-disposition"].to_str().unwrap().contains("cuncun-report-500236-2025-06.xlsx"));
+        let bytes = x.bytes().await.unwrap().to_vec();
+        let mut wb: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).expect("the workbook opens with calamine");
+        let ind = wb.worksheet_range("指标").expect("indicator sheet");
+        let rows: Vec<Vec<String>> = ind.rows().map(|r| r.iter().map(cell).collect()).collect();
+        let c24 = rows.iter().find(|r| r[0] == "closure_24h").expect("closure_24h row");
+        assert_eq!((c24[2].as_str(), c24[3].as_str(), c24[4].as_str()), ("60", "3", "5"));
+        let closure = rows.iter().find(|r| r[0] == "closure").unwrap();
+        assert_eq!(closure[2], "100");
+        let kids = wb.worksheet_range("下级区域").expect("by-region sheet");
+        let kid_rows: Vec<Vec<String>> = kids.rows().map(|r| r.iter().map(cell).collect()).collect();
+        assert_eq!(kid_rows.len(), 3, "header and two townships");
+        assert_eq!((kid_rows[1][0].as_str(), kid_rows[1][2].as_str(), kid_rows[1][3].as_str()), ("500236001", "2", "4"));
+        assert!(wb.worksheet_range("每日在线率").unwrap().rows().count() == 31, "a row per June day and a header");
+
+        // Drill-down: the tickets behind the figure, and the hamlets behind hamlet coverage.
+        let d = c.get(format!("{}/report/drill/closure_24h?region=500236&month=2025-06", app.url)).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+        assert_eq!(d.matches("<td>#").count(), 5, "the five June tickets");
+        let d = c.get(format!("{}/report/drill/hamlet_coverage?region=500236", app.url)).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+        assert!(d.contains("大坪") && d.contains("0 / 1"), "{d}");
+        let r = c.get(format!("{}/report/drill/nonsense?region=500236", app.url)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        let r = c.get(format!("{}/report?region=500236&month=2025-13", app.url)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+    }
+}
+
+#[tokio::test]
+async fn a_township_user_sees_only_their_township() {
+    for app in apps().await {
+        fixture(app.store.as_ref()).await;
+        let t1 = app.token("t1view").await;
+        let c = client();
+        for path in ["/report?region=500236", "/report/monthly.xlsx?region=500236100", "/report/dashboard?region=500236", "/report/drill/closure?region=500236100201", "/report/checklist?region=500236"] {
+            let r = c.get(format!("{}{path}", app.url)).bearer_auth(&t1).send().await.unwrap();
+            assert_eq!(r.status(), 403, "{path}");
+        }
+        let html = c.get(format!("{}/report?month=2025-06", app.url)).bearer_auth(&t1).send().await.unwrap().text().await.unwrap();
+        assert!(html.contains("id=\"cov-households\">2<"), "only township 001's households");
+        let row = &html[html.find("id=\"ind-closure_24h\"").unwrap()..];
+        assert!(row[..row.find("</tr>").unwrap()].contains("3 / 4"));
+    }
+}
+
+#[tokio::test]
+async fn targets_and_checklist_are_set_by_administrators() {
+    for app in apps().await {
+        fixture(app.store.as_ref()).await;
+        let (viewer, vcsrf) = app.browser("t1view").await;
+        let r = viewer
+            .post(format!("{}/report/targets", app.url))
+            .form(&[("csrf", vcsrf.as_str()), ("region", "500236001"), ("indicator", "hd"), ("target", "70")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "viewers cannot set targets");
+        let (b, csrf) = app.browser("t1admin").await;
+        let r = b.post(format!("{}/report/targets", app.url)).form(&[("csrf", csrf.as_str()), ("region", "500236"), ("indicator", "hd"), ("target", "70")]).send().await.unwrap();
+        assert_eq!(r.status(), 403, "not above one's own region");
+        let r = b.post(format!("{}/report/targets", app.url)).form(&[("csrf", "wrong"), ("region", "500236001"), ("indicator", "hd"), ("target", "70")]).send().await.unwrap();
+        assert_eq!(r.status(), 403, "CSRF");
+        let r = b.post(format!("{}/report/targets", app.url)).form(&[("csrf", csrf.as_str()), ("region", "500236001"), ("indicator", "hd"), ("target", "abc")]).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        let r = b.post(format!("{}/report/targets", app.url)).form(&[("csrf", csrf.as_str()), ("region", "500236001"), ("indicator", "hd"), ("target", "70")]).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        // The village below inherits 70 from the township; the county keeps the default 50.
+        let html = b.get(format!("{}/report/targets?region=500236001001", app.url)).send().await.unwrap().text().await.unwrap();
+        let row = &html[html.find("id=\"target-hd\"").unwrap()..];
+        assert!(row[..row.find("</tr>").unwrap()].contains("70%"), "inherited");
+        let (county, ccsrf) = app.browser("admin").await;
+        let html = county.get(format!("{}/report/targets?region=500236", app.url)).send().await.unwrap().text().await.unwrap();
+        let row = &html[html.find("id=\"target-hd\"").unwrap()..];
+        assert!(row[..row.find("</tr>").unwrap()].contains("50%"));
+
+        // The county checklist: done needs evidence; a file is kept and served back.
+        let form = |status: &str, evidence: &str, file: Option<&[u8]>| {
+            let mut f = reqwest::multipart::Form::new()
+                .text("csrf", ccsrf.clone())
+                .text("region", "500236")
+                .text("item", "platform")
+                .text("status", status.to_string())
+                .text("evidence", evidence.to_string());
+            if let Some(bytes) = file {
+                f = f.part("file", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("platform.pdf").mime_str("application/pdf").unwrap());
+            }
+            f
+        };
+        let r = county.post(format!("{}/report/checklist", app.url)).multipart(form("done", "", None)).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        let r = county.post(format!("{}/report/checklist", app.url)).multipart(form("done", "省平台账号已开通", Some(b"%PDF-1.4 demo"))).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let html = county.get(format!("{}/report/checklist?region=500236", app.url)).send().await.unwrap().text().await.unwrap();
+        let row = &html[html.find("id=\"check-platform\"").unwrap()..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(row.contains("已达成") && row.contains("platform.pdf"), "{row}");
+        assert!(html.contains("id=\"nine-ones-link\""));
+        let f = county.get(format!("{}/report/checklist/platform/file?region=500236", app.url)).send().await.unwrap();
+        assert_eq!(f.bytes().await.unwrap().as_ref(), b"%PDF-1.4 demo");
+        let audit = app.store.audit_recent(20).await.unwrap();
+        assert!(audit.iter().any(|e| e.action == "target.set" && e.actor.contains("t1admin")));
+        assert!(audit.iter().any(|e| e.action == "county_check.set" && e.after.contains("platform.pdf")));
+    }
+}
+
+#[tokio::test]
+async fn dashboard_lists_problem_villages() {
+    for app in apps().await {
+        fixture(app.store.as_ref()).await;
+        let admin = app.token("admin").await;
+        let html = client().get(format!("{}/report/dashboard?region=500236", app.url)).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+        assert!(html.contains("<svg id=\"chart-online\"") && html.contains("<svg id=\"chart-tickets\""));
+        let table = &html[html.find("id=\"problems\"").expect("problem table")..];
+        let table = &table[..table.find("</table>").unwrap()];
+        // 白帝村: one overdue ticket and the uncovered 30-household hamlet.
+        let row = &table[table.find("500236100201").expect("白帝村 listed")..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(row.contains("overdue=1\">1</a>") && row.contains("<td>1</td>"), "{row}");
+        assert!(!table.contains("500236001001"), "桂井社区 has no problem");
+        let home = client().get(format!("{}/", app.url)).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+        assert!(home.contains("id=\"home-dashboard\""));
+    }
+}
