@@ -7,6 +7,7 @@ pub mod auth;
 pub mod eb_pages;
 pub mod error;
 pub mod i18n;
+pub mod interchange_pages;
 pub mod metrics;
 pub mod pages;
 pub mod report_pages;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub downloads: Arc<Downloads>,
     /// Rate limits of the public repair pages.
     pub public_limiter: Arc<service_pages::PublicLimiter>,
+    /// The EBD interchange with parent and child platforms, when configured.
+    pub interchange: Option<Arc<cuncun_interchange::Interchange>>,
 }
 
 /// A short-lived, per-user stash of generated files, so that a page can show a result and offer
@@ -118,6 +121,7 @@ impl AppState {
             platform_region: None,
             media: None,
             downloads: Arc::new(Downloads::default()),
+            interchange: None,
             public_limiter: Arc::new(service_pages::PublicLimiter::default()),
         }
     }
@@ -126,10 +130,13 @@ impl AppState {
 /// The application: pages, API, OpenAPI and static assets.
 pub fn router(state: AppState) -> Router {
     let media = state.media.as_ref().map(|m| cuncun_media::routes(m.cache.store().clone()));
+    // Peers post EBDT packages here; they are authenticated by signature, not by a session.
+    let ebd = state.interchange.clone().map(cuncun_interchange::routes);
     let app = Router::new()
         .merge(pages::routes())
         .merge(eb_pages::routes())
         .merge(service_pages::routes())
+        .merge(interchange_pages::routes())
         .merge(report_pages::routes())
         .nest("/api/v1", api::routes().merge(service_api::routes()))
         .route("/openapi.json", axum::routing::get(api::openapi))
@@ -138,8 +145,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state);
     // Audio for terminals: public by content hash, outside the session-checked routes.
-    match media {
+    let app = match media {
         Some(m) => app.merge(m),
+        None => app,
+    };
+    match ebd {
+        Some(r) => app.merge(r),
         None => app,
     }
 }

@@ -14,6 +14,53 @@ pub struct Config {
     pub eb: EbCfg,
     pub media: MediaCfg,
     pub log: Log,
+    pub interchange: InterchangeCfg,
+}
+
+/// EBD interchange with parent and child platforms (docs/INTERCHANGE.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InterchangeCfg {
+    pub enabled: bool,
+    /// This platform's name in EBRPSInfo and EBM SenderName.
+    pub name: String,
+    /// The URL peers post to: this platform's web address + /ebd.
+    pub url: String,
+    /// Directory with this platform's SM2 key and certificate (`cuncun keys generate`).
+    pub keys: String,
+    /// Trust list of the peers' certificates (`cuncun keys trust add`).
+    pub trust: String,
+    /// Severities of parent EBMs that are dispatched at once; others wait for local review.
+    pub auto_dispatch: Vec<u8>,
+    pub check_every_s: u64,
+    pub report_every_s: u64,
+    pub peer: Vec<PeerCfg>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerCfg {
+    /// "parent" or "child".
+    pub role: String,
+    pub ebrid: String,
+    pub url: String,
+    pub name: String,
+}
+
+impl Default for InterchangeCfg {
+    fn default() -> Self {
+        InterchangeCfg {
+            enabled: false,
+            name: String::new(),
+            url: String::new(),
+            keys: "cuncun-data/keys".into(),
+            trust: "cuncun-data/trust.toml".into(),
+            auto_dispatch: vec![1, 2],
+            check_every_s: 60,
+            report_every_s: 30,
+            peer: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +171,7 @@ impl Default for Config {
             eb: EbCfg::default(),
             media: MediaCfg::default(),
             log: Log::default(),
+            interchange: InterchangeCfg::default(),
         }
     }
 }
@@ -221,6 +269,26 @@ impl Config {
             }
             if cfg.bus.backbone_secret.as_deref().is_none_or(|s| s.len() < 16) {
                 bail!("bus.backbone_listen is set: bus.backbone_secret (or CUNCUN_BUS_BACKBONE_SECRET) must be at least 16 characters");
+            }
+        }
+        if cfg.interchange.enabled {
+            if cfg.eb.region.is_none() {
+                bail!("interchange.enabled needs eb.region: the platform's resource code derives from it");
+            }
+            if !cfg.interchange.url.starts_with("http") {
+                bail!("interchange.url = {:?}: the address peers post to, e.g. http://10.0.0.5:8080/ebd", cfg.interchange.url);
+            }
+            for (i, p) in cfg.interchange.peer.iter().enumerate() {
+                if p.role != "parent" && p.role != "child" {
+                    bail!("interchange.peer[{i}].role = {:?}: expected \"parent\" or \"child\"", p.role);
+                }
+                cuncun_domain::eb::Ebrid::parse(&p.ebrid).map_err(|e| anyhow::anyhow!("interchange.peer[{i}].ebrid: {e}"))?;
+            }
+            if cfg.interchange.peer.iter().filter(|p| p.role == "parent").count() > 1 {
+                bail!("interchange.peer: at most one parent platform");
+            }
+            if cfg.interchange.auto_dispatch.iter().any(|s| !(1..=4).contains(s)) {
+                bail!("interchange.auto_dispatch: severities are 1 (red) to 4 (blue)");
             }
         }
         if let Some(r) = &cfg.eb.region {

@@ -310,15 +310,53 @@ pub async fn serve(
             tts: Arc::new(cuncun_media::EspeakTts::new()),
         }));
     }
-    state.eb = Some(eb);
     state.platform_region = match &cfg.eb.region {
         Some(r) => Some(RegionCode::parse(r)?),
         None => None,
     };
+    if cfg.interchange.enabled {
+        state.interchange = Some(start_interchange(cfg, state.store.clone(), eb.clone())?);
+    }
+    state.eb = Some(eb);
     cuncun_web::serve(state, app, ops, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
+}
+
+/// The EBD interchange, from [interchange] (checked when the configuration was loaded).
+fn start_interchange(
+    cfg: &Config,
+    store: Arc<dyn Store>,
+    eb: Arc<cuncun_eb::EbHandle>,
+) -> anyhow::Result<Arc<cuncun_interchange::Interchange>> {
+    use cuncun_domain::eb::{Ebrid, ResourceKind};
+    let ic = &cfg.interchange;
+    let region = RegionCode::parse(cfg.eb.region.as_deref().unwrap_or_default())?;
+    let own = Ebrid::generate(&region, ResourceKind::Platform, 1)?;
+    let signer = cuncun_ebd::SoftwareSigner::load_dir(std::path::Path::new(&ic.keys))
+        .map_err(|e| anyhow::anyhow!("interchange.keys = {}: {e} (make one with `cuncun keys generate`)", ic.keys))?;
+    let trust = cuncun_ebd::TrustList::load(std::path::Path::new(&ic.trust))
+        .map_err(|e| anyhow::anyhow!("interchange.trust = {}: {e}", ic.trust))?;
+    let mut c = cuncun_interchange::InterchangeConfig::new(own, ic.url.clone(), region);
+    if !ic.name.is_empty() {
+        c.own_name = ic.name.clone();
+    }
+    c.auto_dispatch = ic.auto_dispatch.clone();
+    c.check_every = std::time::Duration::from_secs(ic.check_every_s.max(1));
+    c.report_every = std::time::Duration::from_secs(ic.report_every_s.max(1));
+    for p in &ic.peer {
+        c.peers.push(cuncun_interchange::Peer {
+            role: if p.role == "parent" { cuncun_interchange::PeerRole::Parent } else { cuncun_interchange::PeerRole::Child },
+            ebrid: Ebrid::parse(&p.ebrid)?,
+            url: p.url.clone(),
+            name: p.name.clone(),
+        });
+    }
+    let ix = cuncun_interchange::Interchange::new(store, Arc::new(signer), trust, c, Box::new(move || eb.kick()))?;
+    ix.start();
+    println!("EBD interchange: peers post to {} ({} peer platform(s))", ic.url, ic.peer.len());
+    Ok(ix)
 }
 
 pub fn generate_password() -> String {

@@ -4,6 +4,7 @@
 
 mod eb;
 mod harness;
+mod interchange;
 mod report;
 mod scope;
 mod service;
