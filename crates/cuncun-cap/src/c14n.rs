@@ -5,9 +5,9 @@
 //! Subset implemented (what CAP documents and XML-DSig SignedInfo need): elements, namespace
 //! declarations (rendered per the inclusive or exclusive rules), attributes (sorted, escaped),
 //! text (escaped), processing instructions, comments (with-comments variants only), the
-//! PrefixList of exclusive c14n. Not implemented: XPath node-set filtering other than the
-//! enveloped-signature removal, and inclusive c14n's inheritance of xml:* attributes from
-//! ancestors outside the canonicalized subtree.
+//! PrefixList of exclusive c14n, and inclusive c14n's inheritance of xml:* attributes into a
+//! subtree's apex. Not implemented: XPath node-set filtering other than the enveloped-signature
+//! removal.
 
 use crate::xml::{Document, Element, Node};
 use std::collections::BTreeMap;
@@ -242,7 +242,27 @@ pub fn subtree(doc: &Document, path: &[usize], m: &Method, skip: Option<&Element
     }
     let ctx = Ctx { m, skip };
     let mut out = String::new();
-    render(el, &scope, &NsMap::new(), &ctx, &mut out);
+    if m.exclusive || path.is_empty() {
+        render(el, &scope, &NsMap::new(), &ctx, &mut out);
+        return Some(out);
+    }
+    // Inclusive c14n of a document subset: the apex inherits the xml:* attributes (xml:lang,
+    // xml:space, ...) of its ancestors that it does not set itself, nearest ancestor first.
+    let mut apex = el.clone();
+    let mut anc = &doc.root;
+    let mut chain = vec![anc];
+    for &i in &path[..path.len() - 1] {
+        anc = anc.elements().nth(i)?;
+        chain.push(anc);
+    }
+    for a in chain.iter().rev() {
+        for at in a.attrs.iter().filter(|at| at.ns.as_deref() == Some(crate::xml::XML_NS)) {
+            if !apex.attrs.iter().any(|x| x.ns == at.ns && x.local == at.local) {
+                apex.attrs.push(at.clone());
+            }
+        }
+    }
+    render(&apex, &scope, &NsMap::new(), &ctx, &mut out);
     Some(out)
 }
 

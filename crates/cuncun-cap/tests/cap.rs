@@ -236,6 +236,7 @@ fn xmlsec1_signatures_verify_and_tampering_is_refused() {
         ("signed_rsa_inc.xml", &rsa, "REC-xml-c14n-20010315"),
         ("signed_ecdsa_inc.xml", &ec, "REC-xml-c14n-20010315"),
         ("signed_ecdsa_exc.xml", &ec, "xml-exc-c14n#"),
+        ("signed_rsa_inc_xmllang.xml", &rsa, "REC-xml-c14n-20010315"),
     ] {
         let r = run(&fixture(file), Some(k), true);
         assert!(r.valid, "{}", r.render(file));
