@@ -10,6 +10,7 @@
 //! removal.
 
 use crate::xml::{Document, Element, Node};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 pub const C14N_10: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
@@ -94,11 +95,17 @@ fn render(el: &Element, in_scope: &NsMap, rendered: &NsMap, ctx: &Ctx<'_>, out: 
     if ctx.skip.is_some_and(|s| std::ptr::eq(s, el)) {
         return;
     }
-    let mut scope = in_scope.clone();
-    for (p, uri) in &el.ns_decls {
-        scope.insert(key(p), uri.clone());
-    }
-    let mut new_rendered = rendered.clone();
+    // Maps are copied only when this element changes them (most elements declare nothing).
+    let scope: Cow<'_, NsMap> = if el.ns_decls.is_empty() {
+        Cow::Borrowed(in_scope)
+    } else {
+        let mut s = in_scope.clone();
+        for (p, uri) in &el.ns_decls {
+            s.insert(key(p), uri.clone());
+        }
+        Cow::Owned(s)
+    };
+    let mut new_rendered: Cow<'_, NsMap> = Cow::Borrowed(rendered);
     let mut ns_out: Vec<(String, String)> = Vec::new();
     let rendered_val = |p: &str| rendered.get(p).map(String::as_str).unwrap_or("");
     if ctx.m.exclusive {
@@ -124,16 +131,16 @@ fn render(el: &Element, in_scope: &NsMap, rendered: &NsMap, ctx: &Ctx<'_>, out: 
                 if !(p.is_empty() && uri.is_empty() && !rendered.contains_key("")) {
                     ns_out.push((p.clone(), uri.clone()));
                 }
-                new_rendered.insert(p, uri);
+                new_rendered.to_mut().insert(p, uri);
             }
         }
     } else {
-        for (p, uri) in &scope {
+        for (p, uri) in scope.iter() {
             if rendered_val(p) != uri {
                 if !(p.is_empty() && uri.is_empty() && !rendered.contains_key("")) {
                     ns_out.push((p.clone(), uri.clone()));
                 }
-                new_rendered.insert(p.clone(), uri.clone());
+                new_rendered.to_mut().insert(p.clone(), uri.clone());
             }
         }
     }

@@ -353,10 +353,13 @@ pub fn map_alert(a: &Alert, known_region: &dyn Fn(&RegionCode) -> bool) -> Platf
             sender_name: i.sender_name.clone().unwrap_or_default(),
         })
         .collect();
-    let mut regions = Vec::new();
-    let mut unknown = Vec::new();
+    // Sets keep de-duplication linear in the number of areas (a hostile file may hold thousands).
+    let mut regions = std::collections::BTreeSet::new();
+    let mut unknown: Vec<String> = Vec::new();
     let mut foreign = Vec::new();
     let mut geometries = Vec::new();
+    let mut seen: std::collections::HashSet<(u8, &str)> = std::collections::HashSet::new();
+    let mut foreign_seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
     let mut area_desc = Vec::new();
     let mut resources = Vec::new();
     for (ii, info) in a.infos.iter().enumerate() {
@@ -371,15 +374,15 @@ pub fn map_alert(a: &Alert, known_region: &dyn Fn(&RegionCode) -> bool) -> Platf
                 area_desc.push(area.area_desc.clone());
             }
             for poly in &area.polygons {
-                if let Ok(g) = parse_polygon(poly)
-                    && !geometries.contains(&g)
+                if seen.insert((0, poly.as_str()))
+                    && let Ok(g) = parse_polygon(poly)
                 {
                     geometries.push(g);
                 }
             }
             for c in &area.circles {
-                if let Ok(g) = parse_circle(c)
-                    && !geometries.contains(&g)
+                if seen.insert((1, c.as_str()))
+                    && let Ok(g) = parse_circle(c)
                 {
                     geometries.push(g);
                 }
@@ -392,9 +395,8 @@ pub fn map_alert(a: &Alert, known_region: &dyn Fn(&RegionCode) -> bool) -> Platf
                 // (SAME, UGC, EMMA_ID, WARNCELLID, NUTS...) are kept as foreign geocodes.
                 let chinese_name = g.value_name.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
                 if !(is_admin_geocode_name(&g.value_name) || chinese_name) {
-                    let f = ForeignGeocode { value_name: g.value_name.clone(), value: v.to_string() };
-                    if !foreign.contains(&f) {
-                        foreign.push(f);
+                    if foreign_seen.insert((g.value_name.as_str(), v)) {
+                        foreign.push(ForeignGeocode { value_name: g.value_name.clone(), value: v.to_string() });
                     }
                     continue;
                 }
@@ -404,12 +406,10 @@ pub fn map_alert(a: &Alert, known_region: &dyn Fn(&RegionCode) -> bool) -> Platf
                 };
                 match parsed {
                     Ok(rc) if known_region(&rc) => {
-                        if !regions.contains(&rc) {
-                            regions.push(rc);
-                        }
+                        regions.insert(rc);
                     }
                     Ok(rc) => {
-                        if !unknown.contains(&v.to_string()) {
+                        if seen.insert((4, v)) {
                             unknown.push(v.to_string());
                             warnings.push(Issue {
                                 level: Level::Warning,
@@ -419,7 +419,7 @@ pub fn map_alert(a: &Alert, known_region: &dyn Fn(&RegionCode) -> bool) -> Platf
                         }
                     }
                     Err(e) => {
-                        if !unknown.contains(&v.to_string()) {
+                        if seen.insert((4, v)) {
                             unknown.push(v.to_string());
                             warnings.push(Issue { level: Level::Warning, path, message: e });
                         }
@@ -428,7 +428,7 @@ pub fn map_alert(a: &Alert, known_region: &dyn Fn(&RegionCode) -> bool) -> Platf
             }
         }
     }
-    regions.sort();
+    let regions: Vec<RegionCode> = regions.into_iter().collect();
     let sent_ms = parse_datetime(&a.sent).ok().map(|t| t.0);
     PlatformAlert {
         identifier: a.identifier.clone(),

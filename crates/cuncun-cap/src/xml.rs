@@ -143,7 +143,10 @@ fn start_element(
     let qname: String = e.name().as_ref().to_string();
     let mut decls = Vec::new();
     let mut raw_attrs = Vec::new();
-    for a in e.attributes() {
+    for (n, a) in e.attributes().enumerate() {
+        if n >= MAX_ATTRS {
+            return Err(err(format!("<{qname}> has more than {MAX_ATTRS} attributes")));
+        }
         let a = a.map_err(|x| err(format!("in <{qname}>: {x}")))?;
         let key: String = a.key.as_ref().to_string();
         let value = a
@@ -195,8 +198,10 @@ fn push_text(children: &mut Vec<Node>, s: &str) {
     }
 }
 
-/// Limits that keep a hostile document from exhausting memory or the stack.
+/// Limits that keep a hostile document from exhausting memory, time or the stack (attribute
+/// checks are quadratic in the number of attributes of one element).
 const MAX_DEPTH: usize = 64;
+const MAX_ATTRS: usize = 256;
 
 /// Parses UTF-8 XML text (a leading BOM is skipped).
 pub fn parse(src: &str) -> Result<Document, XmlError> {
@@ -349,5 +354,11 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+        let many: String = (0..300).map(|i| format!(" a{i}=\"\"")).collect();
+        let e = parse(&format!("<a{many}/>")).unwrap_err();
+        assert!(e.message.contains("more than 256 attributes"), "{e}");
+        let deep = "<a>".repeat(100) + &"</a>".repeat(100);
+        assert!(parse(&deep).unwrap_err().message.contains("deeper than 64"));
+        assert!(parse("<a/>trailing").is_err());
     }
 }

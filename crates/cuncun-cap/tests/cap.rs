@@ -95,6 +95,12 @@ fn nws_and_meteoalarm_files_parse_and_map() {
     assert!(n.regions.is_empty());
     assert_eq!(n.foreign_geocodes.len(), 3, "SAME and UGC codes are kept, not read as Chinese regions");
     assert!(n.unknown_geocodes.is_empty());
+    // Pairs are de-duplicated as pairs: UGC=040087 is new although SAME=040087 and UGC=... exist.
+    let twisted = text("nws_tornado.xml").replace("<value>OKC027</value>", "<value>040087</value>");
+    let t = run(twisted.as_bytes(), None, false).mapped.unwrap();
+    assert_eq!(t.foreign_geocodes.len(), 3);
+    let doubled = text("nws_tornado.xml").replace("</area>", "<geocode><valueName>UGC</valueName><value>OKC027</value></geocode></area>");
+    assert_eq!(run(doubled.as_bytes(), None, false).mapped.unwrap().foreign_geocodes.len(), 3, "an exact repeat counts once");
     assert!(n.geometries[0].contains(-97.45, 35.28));
     let m = ok("meteoalarm_wind.xml");
     let mm = m.mapped.as_ref().unwrap();
