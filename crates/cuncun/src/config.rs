@@ -339,4 +339,20 @@ mod tests {
         let bad = Config::load_with(None, &[("CUNCUN_WEB_SECURE_COOKIES".into(), "maybe".into())]).unwrap_err();
         assert!(bad.to_string().contains("CUNCUN_WEB_SECURE_COOKIES"));
     }
+
+    #[test]
+    fn interchange_and_backbone_settings_are_checked() {
+        let e = |text: &str, name: &str| format!("{:#}", Config::load_with(Some(&write(name, text)), &[]).unwrap_err());
+        assert!(e("[interchange]\nenabled = true\nurl = \"http://x/ebd\"\n", "ix1.toml").contains("eb.region"));
+        let base = "[eb]\nregion = \"500236\"\n[interchange]\nenabled = true\nurl = \"http://x/ebd\"\n";
+        let bad_role = format!("{base}[[interchange.peer]]\nrole = \"uncle\"\nebrid = \"10500000000000000000101\"\nurl = \"http://p/ebd\"\nname = \"p\"\n");
+        assert!(e(&bad_role, "ix2.toml").contains("interchange.peer[0].role"));
+        let bad_id = format!("{base}[[interchange.peer]]\nrole = \"parent\"\nebrid = \"123\"\nurl = \"http://p/ebd\"\nname = \"p\"\n");
+        assert!(e(&bad_id, "ix3.toml").contains("interchange.peer[0].ebrid"));
+        let ok = format!("{base}auto_dispatch = [1]\n[[interchange.peer]]\nrole = \"parent\"\nebrid = \"10500000000000000000101\"\nurl = \"http://p/ebd\"\nname = \"p\"\n");
+        let c = Config::load_with(Some(&write("ix4.toml", &ok)), &[]).unwrap();
+        assert_eq!((c.interchange.peer.len(), c.interchange.auto_dispatch.clone()), (1, vec![1]));
+        let short = Config::load_with(None, &[("CUNCUN_BUS_BACKBONE_LISTEN".into(), "127.0.0.1:1885".into())]).unwrap_err();
+        assert!(short.to_string().contains("backbone_secret"), "{short}");
+    }
 }
