@@ -6,6 +6,7 @@ use sqlx::{Any, Transaction};
 #[derive(Debug, Clone)]
 pub enum Val {
     I(i64),
+    OptI(Option<i64>),
     F(Option<f64>),
     T(String),
     OptT(Option<String>),
@@ -56,6 +57,7 @@ pub async fn insert_rows(
             for v in row {
                 q = match v {
                     Val::I(x) => q.bind(*x),
+                    Val::OptI(x) => q.bind(*x),
                     Val::F(x) => q.bind(*x),
                     Val::T(x) => q.bind(x.as_str()),
                     Val::OptT(x) => q.bind(x.as_deref()),

@@ -101,6 +101,16 @@ pub struct NewTicket {
     pub requested_at_ms: Option<i64>,
 }
 
+/// A ticket as it stands, for bulk loading (demo data, an earlier system's records, benchmarks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoricTicket {
+    pub t: NewTicket,
+    pub status: TicketStatus,
+    pub steward_id: Option<i64>,
+    pub resolved_at_ms: Option<i64>,
+    pub rating: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ticket {
     pub id: i64,
@@ -249,6 +259,8 @@ pub trait ServiceStore {
     /// Creates a ticket, assigned to the village's steward when there is one. With a dedupe key
     /// that an open ticket already has, returns that ticket unchanged (`created` false).
     async fn create_ticket(&self, t: &NewTicket, actor: &Actor) -> Result<TicketCreated>;
+    /// Inserts tickets as they stand, in bulk and one transaction; one audit entry summarises it.
+    async fn import_tickets(&self, rows: &[HistoricTicket], source: &str, actor: &Actor) -> Result<u64>;
     async fn ticket(&self, id: i64) -> Result<Option<Ticket>>;
     async fn ticket_by_confirm_token(&self, token_hash: &str) -> Result<Option<Ticket>>;
     /// Newest first.

@@ -186,6 +186,7 @@ fn bind_vals(mut q: AnyQuery<'_>, vals: Vec<Val>) -> AnyQuery<'_> {
     for v in vals {
         q = match v {
             Val::I(x) => q.bind(x),
+            Val::OptI(x) => q.bind(x),
             Val::T(x) => q.bind(x),
             Val::OptT(x) => q.bind(x),
             Val::F(x) => q.bind(x),
@@ -606,6 +607,60 @@ impl ServiceStore for SqlStore {
         self.append_audit(&mut w.tx, actor, "ticket.create", "ticket", &id.to_string(), "", &ticket_json(&ticket)).await?;
         w.tx.commit().await?;
         Ok(TicketCreated { ticket, created: true })
+    }
+
+    async fn import_tickets(&self, rows: &[HistoricTicket], source: &str, actor: &Actor) -> Result<u64> {
+        let now = now_ms();
+        let opt = Val::OptI;
+        let vals: Vec<Vec<Val>> = rows
+            .iter()
+            .map(|h| {
+                let t = &h.t;
+                let at = t.requested_at_ms.unwrap_or(now);
+                let done = |s: TicketStatus| if h.status == s { h.resolved_at_ms.map(|r| r + 60_000) } else { None };
+                vec![
+                    Val::T(t.kind.key().into()),
+                    Val::T(t.source.key().into()),
+                    Val::T(t.category.key().into()),
+                    Val::T(t.village_code.as_str().into()),
+                    opt(t.household_id),
+                    Val::T(t.reporter_name.clone()),
+                    Val::T(t.reporter_phone.clone()),
+                    Val::T(t.address.clone()),
+                    Val::T(t.description.clone()),
+                    Val::T(h.status.key().into()),
+                    opt(h.steward_id),
+                    Val::I(at),
+                    Val::I(at + SLA_MS),
+                    opt(h.steward_id.map(|_| at)),
+                    opt(h.resolved_at_ms),
+                    opt(done(TicketStatus::Confirmed)),
+                    opt(h.rating),
+                    Val::OptT(t.terminal_ebrid.clone()),
+                    Val::OptT(t.dedupe_key.clone()),
+                    Val::I(now),
+                ]
+            })
+            .collect();
+        let mut w = self.begin_write().await?;
+        insert_rows(
+            &mut w.tx,
+            max_params(self.backend()),
+            "ticket",
+            &[
+                "kind", "source", "category", "village_code", "household_id", "reporter_name", "reporter_phone", "address",
+                "description", "status", "steward_id", "created_at_ms", "deadline_ms", "assigned_at_ms", "resolved_at_ms",
+                "confirmed_at_ms", "rating", "terminal_ebrid", "dedupe_key", "updated_at_ms",
+            ],
+            &vals,
+            "",
+        )
+        .await
+        .map_err(|e| conflict_or(e, || "a ticket of the batch".into()))?;
+        let summary = serde_json::json!({ "source": source, "rows": rows.len() }).to_string();
+        self.append_audit(&mut w.tx, actor, "ticket.import", "ticket", source, "", &summary).await?;
+        w.tx.commit().await?;
+        Ok(rows.len() as u64)
     }
 
     async fn ticket(&self, id: i64) -> Result<Option<Ticket>> {

@@ -361,3 +361,32 @@ async fn households_stewards_and_photos() {
         assert!(s.ticket_by_confirm_token("abd").await.unwrap().is_none());
     }
 }
+
+#[tokio::test]
+async fn historic_tickets_load_in_bulk() {
+    for db in all_backends().await {
+        let s = &db.store;
+        let (a, _) = seed(s).await;
+        let t0 = beijing_year_start(2026);
+        let rows: Vec<HistoricTicket> = (0..300)
+            .map(|i| HistoricTicket {
+                t: repair(V1, Some(t0 + i * HOUR_MS)),
+                status: match i % 3 {
+                    0 => TicketStatus::Confirmed,
+                    1 => TicketStatus::Resolved,
+                    _ => TicketStatus::Assigned,
+                },
+                steward_id: Some(a.id),
+                resolved_at_ms: (i % 3 != 2).then_some(t0 + i * HOUR_MS + 2 * HOUR_MS),
+                rating: (i % 3 == 0).then_some(5),
+            })
+            .collect();
+        assert_eq!(s.import_tickets(&rows, "test", &Actor::cli("t")).await.unwrap(), 300);
+        let c = &s.service_counts(&rc("500236"), t0, t0 + 400 * HOUR_MS, 2026, false).await.unwrap()[0].counts;
+        assert_eq!((c.tickets, c.closed, c.closed_24h, c.rated, c.satisfied), (300, 200, 200, 100, 100), "{:?}", s.backend());
+        let mut f = TicketFilter::scope(&rc(V1));
+        f.statuses = vec![TicketStatus::Assigned];
+        f.steward_id = Some(a.id);
+        assert_eq!(s.tickets(&f, 1000, 0).await.unwrap().len(), 100);
+    }
+}

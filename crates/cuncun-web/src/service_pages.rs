@@ -1272,6 +1272,8 @@ pub fn spawn_escalation(state: AppState) -> tokio::task::JoinHandle<()> {
 // ---- households and stewards: lists, Excel template, export, import ----
 
 use crate::eb_pages::{XLSX, sheet_err, xlsx_response};
+/// The household and steward sheets, for callers without their own dependency (the benchmark).
+pub use cuncun_xlsx::households as sheets;
 
 /// Largest workbook accepted for an import (the reader's own limit).
 const MAX_UPLOAD: usize = cuncun_xlsx::MAX_INPUT_BYTES;

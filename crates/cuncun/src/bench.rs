@@ -75,7 +75,7 @@ fn proc_mib(pid: &str, key: &str) -> f64 {
 }
 
 /// Peak resident memory of this process, MiB.
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     proc_mib("self", "VmHWM")
 }
 
@@ -88,7 +88,7 @@ fn rss_of_mib(pid: u32) -> f64 {
     proc_mib(&pid.to_string(), "VmRSS")
 }
 
-async fn empty_store(url: Option<String>) -> anyhow::Result<(std::sync::Arc<dyn Store>, String)> {
+pub(crate) async fn empty_store(url: Option<String>) -> anyhow::Result<(std::sync::Arc<dyn Store>, String)> {
     let url = url.unwrap_or_else(|| {
         let dir = std::env::temp_dir().join(format!("cuncun-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -240,17 +240,17 @@ async fn dashboard(households: usize, requests: usize, url: Option<String>) -> a
 }
 
 /// A minimal keep-alive HTTP/1.1 client: enough to time our own pages without another dependency.
-struct Http {
+pub(crate) struct Http {
     s: tokio::net::TcpStream,
     buf: Vec<u8>,
 }
 
 impl Http {
-    async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Http> {
+    pub(crate) async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Http> {
         Ok(Http { s: tokio::net::TcpStream::connect(addr).await?, buf: Vec::new() })
     }
 
-    async fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> anyhow::Result<(u16, String)> {
+    pub(crate) async fn request(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> anyhow::Result<(u16, String)> {
         let mut req = format!("{method} {path} HTTP/1.1\r\nhost: bench\r\ncontent-length: {}\r\n", body.len());
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));

@@ -156,9 +156,10 @@ async fn load(store: &dyn Store, county: &RegionCode, data_dir: &std::path::Path
             )
             .await?;
     }
+    let tickets = service(store, county, townships.first().map(|t| &t.code)).await?;
     let c = store.region_counts(county).await?;
     Ok(format!(
-        "demo county {} ({county}) loaded in {:.1} s: {} townships, {} villages, {} hamlets, {} households, {} stewards, {} outlets, {} terminals",
+        "demo county {} ({county}) loaded in {:.1} s: {} townships, {} villages, {} hamlets, {} households, {} stewards, {} outlets, {} terminals, {tickets} repair tickets",
         name(store.region(county).await?),
         started.elapsed().as_secs_f64(),
         c.townships,
@@ -227,4 +228,84 @@ async fn network(
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
     }
     Ok(())
+}
+
+/// The service desk's history: the steward account guanjia1 linked to the first township's
+/// first steward, two months of repair tickets (most closed within 24 hours and rated, a few
+/// late, complaints, the last two days' still open) and some special-care visits.
+async fn service(store: &dyn Store, county: &RegionCode, first_township: Option<&RegionCode>) -> anyhow::Result<usize> {
+    use cuncun_domain::service::*;
+    use cuncun_store::service::{HistoricTicket, HouseholdQuery, NewTicket};
+    let actor = Actor::cli("demo");
+    if let (Some(t), Some((u, _))) = (first_township, store.user_credentials("guanjia1").await?) {
+        if let Some(s) = store.stewards_in(t).await?.first() {
+            store.set_steward_user(s.id, Some(u.id), &actor).await?;
+        }
+    }
+    let stewards = store.stewards_in(county).await?;
+    let mut by_village = std::collections::HashMap::new();
+    for s in &stewards {
+        for v in &s.villages {
+            by_village.entry(v.clone()).or_insert(s.id);
+        }
+    }
+    let mut villages: Vec<&RegionCode> = by_village.keys().collect();
+    villages.sort();
+    // A small deterministic generator (the demo is the same every time).
+    let mut x: u64 = 0x2024_0601;
+    let mut next = move |n: u64| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) % n.max(1)
+    };
+    let now = cuncun_store::now_ms();
+    let day = 24 * HOUR_MS;
+    let cats = [TicketCategory::Satellite, TicketCategory::Satellite, TicketCategory::Cable, TicketCategory::Terrestrial, TicketCategory::Loudspeaker, TicketCategory::EbTerminal, TicketCategory::IptvFiveG, TicketCategory::Other];
+    let what = ["没有信号", "画面卡顿", "大喇叭不响", "机顶盒无法开机", "声音断断续续", "频道少了"];
+    let mut rows = Vec::new();
+    for (i, v) in villages.iter().enumerate() {
+        for _ in 0..(1 + next(2)) {
+            let at = now - (next(60) as i64) * day - (next(24) as i64) * HOUR_MS;
+            let age = now - at;
+            let roll = next(100);
+            let (status, resolved, rating) = if age < 2 * day && roll < 60 {
+                (TicketStatus::Assigned, None, None)
+            } else {
+                let took = if roll < 97 { (1 + next(20) as i64) * HOUR_MS } else { (26 + next(20) as i64) * HOUR_MS };
+                let rated = age > 3 * day && roll < 85;
+                let rating = if next(100) < 96 { 5 } else { 3 };
+                (if rated { TicketStatus::Confirmed } else { TicketStatus::Resolved }, Some(at + took.min(age.max(HOUR_MS))), rated.then_some(rating))
+            };
+            rows.push(HistoricTicket {
+                t: NewTicket {
+                    kind: if next(100) < 2 { TicketKind::Complaint } else { TicketKind::Repair },
+                    source: [TicketSource::Public, TicketSource::Phone, TicketSource::Phone, TicketSource::WalkIn][next(4) as usize],
+                    category: cats[next(cats.len() as u64) as usize],
+                    village_code: (*v).clone(),
+                    household_id: None,
+                    reporter_name: format!("{}{}", ["王", "李", "张", "刘", "陈"][next(5) as usize], ["大爷", "阿姨", "先生", "女士"][next(4) as usize]),
+                    reporter_phone: format!("139{:08}", 10_000_000 + i as u64 * 97 + next(97)),
+                    address: format!("{}组", 1 + next(8)),
+                    description: what[next(what.len() as u64) as usize].to_string(),
+                    terminal_ebrid: None,
+                    dedupe_key: None,
+                    confirm_token_hash: None,
+                    requested_at_ms: Some(at),
+                },
+                status,
+                steward_id: by_village.get(*v).copied(),
+                resolved_at_ms: resolved,
+                rating,
+            });
+        }
+    }
+    store.import_tickets(&rows, "demo", &actor).await?;
+    // This year's first visit to some special-care households of the first township.
+    if let Some(t) = first_township {
+        let care = store.households_in(t, &HouseholdQuery { care_only: true, ..Default::default() }, 120, 0).await?;
+        for h in care.iter().step_by(2) {
+            let sid = by_village.get(&h.rec.village_code).copied();
+            store.record_visit(h.id, sid, now - (next(200) as i64) * HOUR_MS, "上门检查设备，讲解应急广播", &actor).await?;
+        }
+    }
+    Ok(rows.len())
 }

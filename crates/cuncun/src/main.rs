@@ -10,6 +10,7 @@ mod bench_ebd;
 mod gateway_cmd;
 mod cap_cmd;
 mod bench_cap;
+mod bench_service;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -207,6 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Gateway(a) => gateway_cmd::run(a).await?,
         Cmd::Cap(c) => return cap_cmd::run(c),
         Cmd::Bench(sim_cmd::BenchCmd::Cap(a)) => bench_cap::run(a)?,
+        Cmd::Bench(sim_cmd::BenchCmd::Tickets(a)) => bench_service::run(a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

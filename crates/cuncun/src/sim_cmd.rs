@@ -388,6 +388,9 @@ pub enum BenchCmd {
     Ebd(crate::bench_ebd::EbdBenchArgs),
     /// CAP 1.2 parse + validate + map (and signature verify) throughput per core.
     Cap(crate::bench_cap::CapBenchArgs),
+    /// The service desk at scale: N households and M tickets; .xlsx import of 100,000
+    /// households (time, peak memory), ticket list with filters and indicators page p50/p99.
+    Tickets(crate::bench_service::TicketsArgs),
 }
 
 #[derive(clap::Args)]

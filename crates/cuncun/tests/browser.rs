@@ -620,3 +620,79 @@ fn a_warning_reaches_simulated_terminals_in_chromium() {
     assert_eq!(got, reach, "the targets are the terminals of the township");
     assert_eq!(read("d-pending"), Some(0));
 }
+
+/// A resident files a repair on the village's public page on a phone, the steward works it from
+/// the phone view (accept, on site, photo, resolve) and the resident confirms with a rating.
+#[test]
+fn a_repair_from_the_public_page_to_a_rated_close_on_a_phone() {
+    if !tools_present() {
+        return;
+    }
+    let _one_at_a_time = serial();
+    let work = TempDir::new("repair");
+    let demo = start_demo(&work.0, 0);
+    let base = demo.url.clone();
+    let b = Browser::start(&work.0);
+    b.cmd("POST", "/window/rect", json!({ "width": 390, "height": 844 }));
+    let fits = || b.script("return document.documentElement.scrollWidth <= window.innerWidth + 1;") == json!(true);
+
+    // The steward's villages, each with its public page.
+    b.login(&base, "guanjia1", &demo.password);
+    b.goto(&format!("{base}/service/my"));
+    let first = b.els("#my-villages a");
+    assert!(!first.is_empty(), "the steward has villages\n{}", b.where_());
+    let village_page = b.attr(&first[0], "href");
+    b.logout();
+
+    // The resident, not logged in, on a phone.
+    let public = if village_page.starts_with("http") { village_page.clone() } else { format!("{base}{village_page}") };
+    b.goto(&public);
+    assert!(!b.text_of(".steward-name").is_empty(), "the steward's name is published\n{}", b.where_());
+    assert!(fits(), "the public page fits a phone screen\n{}", b.where_());
+    b.script("document.querySelector('#category').value = 'satellite';");
+    b.type_into("#description", "卫星电视没有信号");
+    b.type_into("#name", "王小红");
+    b.type_into("#phone", "13911112222");
+    let submit = b.el("#submit-repair");
+    b.click(&submit);
+    let id = b.text_of("#ticket-no");
+    let link = b.attr(&b.el("#confirm-link"), "href");
+    assert!(link.contains("/r/c/"), "{link}");
+
+    // The steward's phone view.
+    b.login(&base, "guanjia1", &demo.password);
+    b.goto(&format!("{base}/service/my"));
+    let card = format!("#my-ticket-{id}");
+    assert!(b.text_of(&card).contains("卫星电视没有信号"), "{}", b.where_());
+    assert!(fits(), "the phone view fits a phone screen\n{}", b.where_());
+    let accept = b.el(&format!("{card} button.accept"));
+    b.click(&accept);
+    b.wait("the accept button to go", || b.els(&format!("{card} button.accept")).is_empty().then_some(()));
+    let on_site = b.el(&format!("{card} button.on-site"));
+    b.click(&on_site);
+    b.wait("the on-site state", || b.els(&format!("{card} button.on-site")).is_empty().then_some(()));
+    let photo = work.0.join("dish.png");
+    std::fs::write(&photo, [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0]).unwrap();
+    b.type_into(&format!("{card} .photo-file"), photo.to_str().unwrap());
+    let up = b.el(&format!("{card} .photo-upload"));
+    b.click(&up);
+    b.wait_for_path("/service/my");
+    b.type_into(&format!("{card} .resolve-note"), "重新对星，信号恢复");
+    let resolve = b.el(&format!("{card} button.resolve"));
+    b.click(&resolve);
+    b.wait("the ticket to leave the open list", || b.els(&card).is_empty().then_some(()));
+    b.goto(&format!("{base}/service/tickets/{id}"));
+    assert_eq!(b.els("#photos img").len(), 1, "{}", b.where_());
+    assert!(b.text_of("#clock").contains("用时"), "the clock stopped\n{}", b.where_());
+    b.logout();
+
+    // The resident confirms and rates.
+    b.goto(&link);
+    let five = b.el("#rate-5");
+    b.click(&five);
+    let send = b.el("#rate-submit");
+    b.click(&send);
+    b.el("#thanks-rating");
+    assert_eq!(b.text_of("#rating"), "5");
+    assert_eq!(b.text_of("#status"), "已确认");
+}
