@@ -9,6 +9,16 @@ use cuncun_domain::RegionCode;
 use cuncun_domain::eb::MessageStatus;
 use sqlx::Row;
 
+/// One statement in its own write transaction.
+macro_rules! write1 {
+    ($self:expr, $sql:expr $(, $b:expr)* $(,)?) => {{
+        let mut w = $self.begin_write().await?;
+        let n = sqlx::query($sql)$(.bind($b))*.execute(&mut *w.tx).await?.rows_affected();
+        w.tx.commit().await?;
+        n
+    }};
+}
+
 /// Attempts after which a package is given up (with its error kept): a day at the 5-minute cap.
 pub const MAX_ATTEMPTS: i64 = 300;
 
@@ -56,26 +66,12 @@ impl InterchangeStore for SqlStore {
     }
 
     async fn ebd_done(&self, id: i64, result_code: i64, now_ms: i64) -> Result<()> {
-        let mut w = self.begin_write().await?;
-        sqlx::query("UPDATE ebd_outbox SET done_ms = $1, result_code = $2, attempts = attempts + 1, last_error = NULL WHERE id = $3")
-            .bind(now_ms)
-            .bind(result_code)
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await?;
-        w.tx.commit().await?;
+        write1!(self, "UPDATE ebd_outbox SET done_ms = $1, result_code = $2, attempts = attempts + 1, last_error = NULL WHERE id = $3", now_ms, result_code, id);
         Ok(())
     }
 
     async fn ebd_retry(&self, id: i64, error: &str, next_attempt_ms: i64) -> Result<()> {
-        let mut w = self.begin_write().await?;
-        sqlx::query("UPDATE ebd_outbox SET attempts = attempts + 1, last_error = $1, next_attempt_ms = $2 WHERE id = $3")
-            .bind(error)
-            .bind(next_attempt_ms)
-            .bind(id)
-            .execute(&mut *w.tx)
-            .await?;
-        w.tx.commit().await?;
+        write1!(self, "UPDATE ebd_outbox SET attempts = attempts + 1, last_error = $1, next_attempt_ms = $2 WHERE id = $3", error, next_attempt_ms, id);
         Ok(())
     }
 
@@ -104,19 +100,16 @@ impl InterchangeStore for SqlStore {
     }
 
     async fn record_ebd_in(&self, e: &EbdInRow) -> Result<()> {
-        let mut w = self.begin_write().await?;
-        sqlx::query(
+        write1!(
+            self,
             "INSERT INTO ebd_inbox (ebdid, ebd_type, src_ebrid, received_ms, result_code, result_desc) VALUES ($1,$2,$3,$4,$5,$6)",
-        )
-        .bind(e.ebdid.as_str())
-        .bind(e.ebd_type.as_str())
-        .bind(e.src_ebrid.as_str())
-        .bind(e.received_ms)
-        .bind(e.result_code)
-        .bind(e.result_desc.as_str())
-        .execute(&mut *w.tx)
-        .await?;
-        w.tx.commit().await?;
+            e.ebdid.as_str(),
+            e.ebd_type.as_str(),
+            e.src_ebrid.as_str(),
+            e.received_ms,
+            e.result_code,
+            e.result_desc.as_str(),
+        );
         Ok(())
     }
 
@@ -169,16 +162,13 @@ impl InterchangeStore for SqlStore {
     }
 
     async fn set_peer_reported(&self, peer: &str, until_ms: i64) -> Result<()> {
-        let mut w = self.begin_write().await?;
-        sqlx::query(
+        write1!(
+            self,
             "INSERT INTO ebd_peer_state (peer, link, changed_ms, last_report_ms) VALUES ($1, 'unknown', $2, $2) \
              ON CONFLICT (peer) DO UPDATE SET last_report_ms = excluded.last_report_ms",
-        )
-        .bind(peer)
-        .bind(until_ms)
-        .execute(&mut *w.tx)
-        .await?;
-        w.tx.commit().await?;
+            peer,
+            until_ms,
+        );
         Ok(())
     }
 
@@ -238,27 +228,12 @@ impl InterchangeStore for SqlStore {
     }
 
     async fn set_received_state(&self, ebmid: &str, state: i64, now_ms: i64) -> Result<()> {
-        let mut w = self.begin_write().await?;
-        sqlx::query("UPDATE ebd_received_ebm SET last_state = $1, reported_ms = $2 WHERE ebmid = $3")
-            .bind(state)
-            .bind(now_ms)
-            .bind(ebmid)
-            .execute(&mut *w.tx)
-            .await?;
-        w.tx.commit().await?;
+        write1!(self, "UPDATE ebd_received_ebm SET last_state = $1, reported_ms = $2 WHERE ebmid = $3", state, now_ms, ebmid);
         Ok(())
     }
 
     async fn mark_forwarded(&self, message_id: i64, peer: &str, ebdid: &str) -> Result<bool> {
-        let mut w = self.begin_write().await?;
-        let n = sqlx::query("INSERT INTO ebd_forwarded (message_id, peer, ebdid) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(message_id)
-            .bind(peer)
-            .bind(ebdid)
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-        w.tx.commit().await?;
+        let n = write1!(self, "INSERT INTO ebd_forwarded (message_id, peer, ebdid) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", message_id, peer, ebdid);
         Ok(n == 1)
     }
 
@@ -284,47 +259,34 @@ impl InterchangeStore for SqlStore {
     }
 
     async fn set_forwarded_state(&self, ebmid: &str, peer: &str, state: i64, coverage_rate: Option<&str>, now_ms: i64) -> Result<bool> {
-        let mut w = self.begin_write().await?;
-        let n = sqlx::query(
+        let n = write1!(
+            self,
             "UPDATE ebd_forwarded SET brd_state = $1, coverage_rate = $2, reported_ms = $3 \
              WHERE peer = $4 AND message_id = (SELECT id FROM eb_message WHERE ebmid = $5)",
-        )
-        .bind(state)
-        .bind(coverage_rate)
-        .bind(now_ms)
-        .bind(peer)
-        .bind(ebmid)
-        .execute(&mut *w.tx)
-        .await?
-        .rows_affected();
-        w.tx.commit().await?;
+            state,
+            coverage_rate,
+            now_ms,
+            peer,
+            ebmid,
+        );
         Ok(n > 0)
     }
 
     async fn resources_for_report(&self, scope: &RegionCode, since_ms: Option<i64>) -> Result<Vec<ResourceWithStatus>> {
-        let (lo, hi) = scope.subtree_bounds();
-        let cond = match since_ms {
-            None => "r.retired_at_ms IS NULL",
-            Some(_) => "(r.created_at_ms >= $3 OR r.updated_at_ms >= $3 OR r.retired_at_ms >= $3)",
-        };
-        let sql = format!(
-            "SELECT {RES_COLS}, s.online, s.last_seen_ms, s.state, s.volume, s.task, s.faults \
-             FROM eb_resource r LEFT JOIN terminal_status s ON s.resource_id = r.id \
-             WHERE r.region_code BETWEEN $1 AND $2 AND {cond} ORDER BY r.region_code, r.ebrid"
-        );
-        let mut q = sqlx::query(&sql).bind(lo.as_str()).bind(hi.as_str());
-        if let Some(t) = since_ms {
-            q = q.bind(t);
-        }
-        q.fetch_all(self.pool()).await?.iter().map(resource_with_status_of).collect()
+        self.report_rows(scope, since_ms, "(r.created_at_ms >= $3 OR r.updated_at_ms >= $3 OR r.retired_at_ms >= $3)").await
     }
 
     async fn states_for_report(&self, scope: &RegionCode, since_ms: Option<i64>) -> Result<Vec<ResourceWithStatus>> {
+        self.report_rows(scope, since_ms, "(s.changed_ms >= $3 OR r.retired_at_ms >= $3)").await
+    }
+}
+
+impl SqlStore {
+    /// Resources in `scope` with their status: all current ones, or those matching `changed`
+    /// (a condition on $3 = `since_ms`).
+    async fn report_rows(&self, scope: &RegionCode, since_ms: Option<i64>, changed: &str) -> Result<Vec<ResourceWithStatus>> {
         let (lo, hi) = scope.subtree_bounds();
-        let cond = match since_ms {
-            None => "r.retired_at_ms IS NULL",
-            Some(_) => "(s.changed_ms >= $3 OR r.retired_at_ms >= $3)",
-        };
+        let cond = if since_ms.is_some() { changed } else { "r.retired_at_ms IS NULL" };
         let sql = format!(
             "SELECT {RES_COLS}, s.online, s.last_seen_ms, s.state, s.volume, s.task, s.faults \
              FROM eb_resource r LEFT JOIN terminal_status s ON s.resource_id = r.id \
