@@ -4,11 +4,13 @@
 //! lives in [`Backend`]. One conformance suite (tests/conformance.rs) runs against both.
 
 mod bulk;
+pub mod cap;
 pub mod eb;
 pub mod interchange;
 pub mod report;
 pub mod service;
 mod sql;
+mod sql_cap;
 mod sql_eb;
 mod sql_interchange;
 mod sql_report;
@@ -121,7 +123,7 @@ pub struct RegistryBatch {
 }
 
 #[async_trait]
-pub trait Store: eb::EbStore + service::ServiceStore + interchange::InterchangeStore + report::ReportStore + Send + Sync + 'static {
+pub trait Store: cap::CapStore + eb::EbStore + service::ServiceStore + interchange::InterchangeStore + report::ReportStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
     /// Applies pending migrations; returns the names of those applied.
     async fn migrate(&self) -> Result<Vec<String>>;

@@ -15,6 +15,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "0003_service_network", include_str!("../migrations/sqlite/0003_service_network.sql")),
     (4, "0004_interchange", include_str!("../migrations/sqlite/0004_interchange.sql")),
     (5, "0005_indicators", include_str!("../migrations/sqlite/0005_indicators.sql")),
+    (6, "0006_cap", include_str!("../migrations/sqlite/0006_cap.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -22,6 +23,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "0003_service_network", include_str!("../migrations/postgres/0003_service_network.sql")),
     (4, "0004_interchange", include_str!("../migrations/postgres/0004_interchange.sql")),
     (5, "0005_indicators", include_str!("../migrations/postgres/0005_indicators.sql")),
+    (6, "0006_cap", include_str!("../migrations/postgres/0006_cap.sql")),
 ];
 
 pub struct SqlStore {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cap_pages;
 pub mod eb_pages;
 pub mod error;
 pub mod i18n;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub downloads: Arc<Downloads>,
     /// Rate limits of the public repair pages.
     pub public_limiter: Arc<service_pages::PublicLimiter>,
+    /// Signs exported CAP alerts when a signing key is configured.
+    pub cap_signer: Option<Arc<cuncun_cap::RsaSigner>>,
     /// The EBD interchange with parent and child platforms, when configured.
     pub interchange: Option<Arc<cuncun_interchange::Interchange>>,
 }
@@ -123,6 +126,7 @@ impl AppState {
             downloads: Arc::new(Downloads::default()),
             interchange: None,
             public_limiter: Arc::new(service_pages::PublicLimiter::default()),
+            cap_signer: None,
         }
     }
 }
@@ -138,7 +142,8 @@ pub fn router(state: AppState) -> Router {
         .merge(service_pages::routes())
         .merge(interchange_pages::routes())
         .merge(report_pages::routes())
-        .nest("/api/v1", api::routes().merge(service_api::routes()))
+        .merge(cap_pages::routes())
+        .nest("/api/v1", api::routes().merge(service_api::routes()).merge(cap_pages::api_routes()))
         .route("/openapi.json", axum::routing::get(api::openapi))
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::html_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))

@@ -15,6 +15,26 @@ pub struct Config {
     pub media: MediaCfg,
     pub log: Log,
     pub interchange: InterchangeCfg,
+    pub cap: CapCfg,
+}
+
+/// CAP 1.2 feeds to poll and the key that signs exported alerts (docs/CAP.md, "In the platform").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapCfg {
+    /// Atom/RSS feeds of CAP alerts: `{ url = "...", department = "<department sender username>" }`.
+    pub feeds: Vec<cuncun_web::cap_pages::FeedSource>,
+    pub poll_seconds: u64,
+    /// RSA private key (PEM) that signs exported CAP alerts; "" = exported unsigned.
+    pub signing_key: String,
+    /// Its certificate (PEM), embedded in KeyInfo; optional.
+    pub signing_cert: String,
+}
+
+impl Default for CapCfg {
+    fn default() -> Self {
+        CapCfg { feeds: Vec::new(), poll_seconds: 300, signing_key: String::new(), signing_cert: String::new() }
+    }
 }
 
 /// EBD interchange with parent and child platforms (docs/INTERCHANGE.md).
@@ -172,6 +192,7 @@ impl Default for Config {
             media: MediaCfg::default(),
             log: Log::default(),
             interchange: InterchangeCfg::default(),
+            cap: CapCfg::default(),
         }
     }
 }
@@ -354,5 +375,15 @@ mod tests {
         assert_eq!((c.interchange.peer.len(), c.interchange.auto_dispatch.clone()), (1, vec![1]));
         let short = Config::load_with(None, &[("CUNCUN_BUS_BACKBONE_LISTEN".into(), "127.0.0.1:1885".into())]).unwrap_err();
         assert!(short.to_string().contains("backbone_secret"), "{short}");
+    }
+
+    #[test]
+    fn cap_feeds_are_read() {
+        let ok = "[cap]\npoll_seconds = 60\nfeeds = [{ url = \"http://qx.example/cap.atom\", department = \"qxj\" }]\n";
+        let c = Config::load_with(Some(&write("cap1.toml", ok)), &[]).unwrap();
+        assert_eq!((c.cap.feeds[0].department.as_str(), c.cap.poll_seconds), ("qxj", 60));
+        let typo = "[cap]\nfeeds = [{ url = \"http://x\", dept = \"qxj\" }]\n";
+        let e = format!("{:#}", Config::load_with(Some(&write("cap2.toml", typo)), &[]).unwrap_err());
+        assert!(e.contains("cap2.toml") && e.contains("dept"), "{e}");
     }
 }

@@ -322,6 +322,14 @@ pub async fn serve(
     state.eb = Some(eb);
     cuncun_web::serve(state, app, ops, async {
         let _ = tokio::signal::ctrl_c().await;
+    if !cfg.cap.signing_key.is_empty() {
+        let cert = Some(cfg.cap.signing_cert.as_str()).filter(|c| !c.is_empty());
+        state.cap_signer = Some(cuncun_web::cap_pages::load_signer(&cfg.cap.signing_key, cert)?);
+    }
+    let _cap_poller = (!cfg.cap.feeds.is_empty()).then(|| {
+        let every = std::time::Duration::from_secs(cfg.cap.poll_seconds.max(5));
+        cuncun_web::cap_pages::spawn_feed_poller(state.clone(), cfg.cap.feeds.clone(), every)
+    });
     })
     .await
 }

@@ -2,6 +2,7 @@
 //! rate limiting, audit, operations endpoints.
 #![allow(clippy::unwrap_used)]
 
+mod cap;
 mod eb;
 mod harness;
 mod interchange;
