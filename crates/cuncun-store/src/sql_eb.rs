@@ -18,6 +18,23 @@ fn bad(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Invalid(format!("stored {what} is invalid: {e}"))
 }
 
+/// `(CAST($1 AS T1), CAST($2 AS T2)), (...)`: `rows` rows of typed parameters for a VALUES list
+/// (the casts make both backends agree on the column types).
+fn values_list(types: &[&str], rows: usize) -> String {
+    let mut out = String::with_capacity(rows * types.len() * 24);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ",(" });
+        for (i, t) in types.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!("CAST(${} AS {t})", r * types.len() + i + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
 /// A row of `SELECT {RES_COLS}, s.online, s.last_seen_ms, s.state, s.volume, s.task, s.faults`.
 pub(crate) fn resource_with_status_of(row: &AnyRow) -> Result<ResourceWithStatus> {
     let online: Option<i64> = row.try_get(13)?;
@@ -101,9 +118,6 @@ fn message_of(row: &AnyRow) -> Result<Message> {
 const TERMINAL_KINDS: &str =
     "('outdoor_loudspeaker','column_speaker','in_home_receiver','set_top_box','building_pa')";
 
-/// Ends a device's open connection interval at $2 (device code $1).
-const CLOSE_INTERVAL: &str =
-    "UPDATE terminal_online SET to_ms = $2 WHERE to_ms IS NULL AND resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)";
 
 /// SQL condition "region_code lies in one of these areas", with its bind values.
 fn area_condition(col: &str, areas: &[RegionCode], first_param: usize) -> (String, Vec<String>) {
@@ -294,6 +308,47 @@ impl SqlStore {
         let a = serde_json::json!({ "status": after.status.key(), "approver_id": after.approver_id, "areas": after.areas }).to_string();
         self.append_audit(tx, actor, &format!("message.{}", to.key()), "eb_message", &after.ebmid, &b, &a).await?;
         Ok(after)
+    }
+
+    /// Terminals coming online (or going offline) together, none twice: status, and the
+    /// connection intervals that the online rate is computed from.
+    async fn presence_run(&self, tx: &mut Transaction<'static, Any>, online: bool, run: &[(&str, i64)]) -> Result<()> {
+        let per = (max_params(self.backend()) / 2).max(1);
+        for chunk in run.chunks(per) {
+            let v = format!("WITH v (ebrid, at_ms) AS (VALUES {}) ", values_list(&["TEXT", "BIGINT"], chunk.len()));
+            let mut sqls = Vec::new();
+            if online {
+                // `WHERE true` keeps SQLite from reading ON CONFLICT as part of the join.
+                sqls.push(format!(
+                    "{v}INSERT INTO terminal_status (resource_id, online, changed_ms, last_seen_ms) \
+                     SELECT r.id, 1, v.at_ms, v.at_ms FROM v JOIN eb_resource r ON r.ebrid = v.ebrid WHERE true \
+                     ON CONFLICT (resource_id) DO UPDATE SET online = 1, changed_ms = excluded.changed_ms, last_seen_ms = excluded.last_seen_ms"
+                ));
+            } else {
+                sqls.push(format!(
+                    "{v}UPDATE terminal_status SET online = 0, changed_ms = v.at_ms \
+                     FROM v JOIN eb_resource r ON r.ebrid = v.ebrid WHERE terminal_status.resource_id = r.id"
+                ));
+            }
+            // A dangling interval (the platform crashed) is closed before a new one opens.
+            sqls.push(format!(
+                "{v}UPDATE terminal_online SET to_ms = v.at_ms FROM v JOIN eb_resource r ON r.ebrid = v.ebrid \
+                 WHERE terminal_online.to_ms IS NULL AND terminal_online.resource_id = r.id"
+            ));
+            if online {
+                sqls.push(format!(
+                    "{v}INSERT INTO terminal_online (resource_id, from_ms) SELECT r.id, v.at_ms FROM v JOIN eb_resource r ON r.ebrid = v.ebrid"
+                ));
+            }
+            for sql in &sqls {
+                let mut q = sqlx::query(sql);
+                for (e, at) in chunk {
+                    q = q.bind(*e).bind(*at);
+                }
+                q.persistent(false).execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn insert_resources_tx(&self, tx: &mut Transaction<'static, Any>, rs: &[NewResource]) -> Result<Vec<String>> {
@@ -573,33 +628,26 @@ impl EbStore for SqlStore {
             return Ok(());
         }
         let mut w = self.begin_write().await?;
+        // Presence changes in order, as runs of one kind in which no terminal repeats; each run
+        // is written a chunk per statement.
+        let mut run: Vec<(&str, i64)> = Vec::new();
+        let mut run_online = true;
         for c in changes {
-            match c {
-                StatusChange::Online { ebrid, at_ms } => {
-                    let sqls = [
-                        "INSERT INTO terminal_status (resource_id, online, changed_ms, last_seen_ms) \
-                         SELECT id, 1, $2, $2 FROM eb_resource WHERE ebrid = $1 \
-                         ON CONFLICT (resource_id) DO UPDATE SET online = 1, changed_ms = excluded.changed_ms, last_seen_ms = excluded.last_seen_ms",
-                        // A dangling interval (the platform crashed) is closed before a new one opens.
-                        CLOSE_INTERVAL,
-                        "INSERT INTO terminal_online (resource_id, from_ms) SELECT id, $2 FROM eb_resource WHERE ebrid = $1",
-                    ];
-                    for sql in sqls {
-                        sqlx::query(sql).bind(ebrid.as_str()).bind(*at_ms).execute(&mut *w.tx).await?;
-                    }
-                }
-                StatusChange::Offline { ebrid, at_ms } => {
-                    let sqls = [
-                        "UPDATE terminal_status SET online = 0, changed_ms = $2 WHERE resource_id = (SELECT id FROM eb_resource WHERE ebrid = $1)",
-                        CLOSE_INTERVAL,
-                    ];
-                    for sql in sqls {
-                        sqlx::query(sql).bind(ebrid.as_str()).bind(*at_ms).execute(&mut *w.tx).await?;
-                    }
-                }
-                // Heartbeats change no presence: written together below, a chunk per statement.
-                StatusChange::Heartbeat { .. } => {}
+            let (online, ebrid, at) = match c {
+                StatusChange::Online { ebrid, at_ms } => (true, ebrid.as_str(), *at_ms),
+                StatusChange::Offline { ebrid, at_ms } => (false, ebrid.as_str(), *at_ms),
+                // Heartbeats change no presence: written together below.
+                StatusChange::Heartbeat { .. } => continue,
+            };
+            if !run.is_empty() && (online != run_online || run.iter().any(|(e, _)| *e == ebrid)) {
+                self.presence_run(&mut w.tx, run_online, &run).await?;
+                run.clear();
             }
+            run_online = online;
+            run.push((ebrid, at));
+        }
+        if !run.is_empty() {
+            self.presence_run(&mut w.tx, run_online, &run).await?;
         }
         let hbs: Vec<_> = changes
             .iter()
@@ -610,20 +658,11 @@ impl EbStore for SqlStore {
             .collect();
         let per = (max_params(self.backend()) / 6).max(1);
         for chunk in hbs.chunks(per) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 6;
-                    format!(
-                        "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
-                        b + 1, b + 2, b + 3, b + 4, b + 5, b + 6
-                    )
-                })
-                .collect();
             let sql = format!(
                 "WITH v (ebrid, at_ms, state, volume, task, faults) AS (VALUES {}) \
                  UPDATE terminal_status SET last_seen_ms = v.at_ms, state = v.state, volume = v.volume, task = v.task, faults = v.faults \
                  FROM v JOIN eb_resource r ON r.ebrid = v.ebrid WHERE terminal_status.resource_id = r.id",
-                values.join(",")
+                values_list(&["TEXT", "BIGINT", "TEXT", "BIGINT", "TEXT", "TEXT"], chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for (ebrid, at_ms, hb) in chunk {
@@ -864,14 +903,6 @@ impl EbStore for SqlStore {
         // matches no delivery row and is ignored. One statement per chunk, not per receipt.
         let per = (max_params(self.backend()) / 7).max(1);
         for chunk in rows.chunks(per) {
-            let mut values = Vec::with_capacity(chunk.len());
-            for i in 0..chunk.len() {
-                let b = i * 7;
-                values.push(format!(
-                    "(CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS TEXT))",
-                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7
-                ));
-            }
             let sql = format!(
                 "WITH v (ebmid, ebrid, stage, rec, st, fin, reason) AS (VALUES {}) \
                  UPDATE eb_delivery SET \
@@ -882,7 +913,7 @@ impl EbStore for SqlStore {
                  failed_reason = COALESCE(v.reason, eb_delivery.failed_reason) \
                  FROM v JOIN eb_message m ON m.ebmid = v.ebmid JOIN eb_resource r ON r.ebrid = v.ebrid \
                  WHERE eb_delivery.message_id = m.id AND eb_delivery.resource_id = r.id",
-                values.join(",")
+                values_list(&["TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT"], chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for ((ebmid, ebrid), a) in chunk {
