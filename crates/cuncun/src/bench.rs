@@ -176,40 +176,11 @@ async fn dashboard(households: usize, requests: usize, url: Option<String>) -> a
         .collect();
     store.insert_registry(&RegistryBatch { households: hh, ..Default::default() }, &Actor::cli("bench")).await?;
     let load_s = t_load.elapsed().as_secs_f64();
-    let password = crate::generate_password();
-    store
-        .create_user(
-            &NewUser {
-                username: "bench".into(),
-                display_name: "bench".into(),
-                role: Role::Viewer,
-                region_code: county.clone(),
-                phone: String::new(),
-                password_hash: cuncun_web::auth::hash_password(&password).map_err(anyhow::Error::msg)?,
-            },
-            &Actor::cli("bench"),
-        )
-        .await?;
     let counts: RegionCounts = store.region_counts(&county).await?;
     if counts.households != households as i64 {
         bail!("expected {households} households, found {}", counts.households);
     }
-    let listener = cuncun_web::bind("bench", "127.0.0.1:0").await?;
-    let ops = cuncun_web::bind("bench ops", "127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let state = cuncun_web::AppState::new(store.clone(), cuncun_web::WebOptions::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cuncun_web::serve(state, listener, ops, async {
-        let _ = stop_rx.await;
-    }));
-    let mut client = Http::connect(addr).await?;
-    let body = format!("{{\"username\":\"bench\",\"password\":\"{password}\"}}");
-    let (status, resp) = client.request("POST", "/api/v1/login", &[("content-type", "application/json")], &body).await?;
-    if status != 201 {
-        bail!("bench login failed: {status} {resp}");
-    }
-    let token = serde_json::from_str::<serde_json::Value>(&resp)?["token"].as_str().unwrap_or_default().to_string();
-    let cookie = format!("cuncun_session={token}");
+    let (mut client, cookie, server) = serve_logged_in(store.clone(), Role::Viewer, &county).await?;
     let mut lat = Vec::with_capacity(requests);
     for i in 0..requests + 50 {
         let t = Instant::now();
@@ -234,9 +205,60 @@ async fn dashboard(households: usize, requests: usize, url: Option<String>) -> a
         ms(*lat.last().unwrap_or(&Duration::ZERO)),
         if ms(pct(0.99)) < 50.0 { "met" } else { "MISSED" }
     );
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    server.stop().await;
     Ok(())
+}
+
+/// The app served on a loopback port for a benchmark, stopped by [`Served::stop`].
+pub(crate) struct Served {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Served {
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Serves the app on a loopback port and logs in a new user "bench" with `role` at `region`;
+/// returns a keep-alive client, its session cookie and the server.
+pub(crate) async fn serve_logged_in(
+    store: std::sync::Arc<dyn Store>,
+    role: Role,
+    region: &RegionCode,
+) -> anyhow::Result<(Http, String, Served)> {
+    let password = crate::generate_password();
+    store
+        .create_user(
+            &NewUser {
+                username: "bench".into(),
+                display_name: "bench".into(),
+                role,
+                region_code: region.clone(),
+                phone: String::new(),
+                password_hash: cuncun_web::auth::hash_password(&password).map_err(anyhow::Error::msg)?,
+            },
+            &Actor::cli("bench"),
+        )
+        .await?;
+    let listener = cuncun_web::bind("bench", "127.0.0.1:0").await?;
+    let ops = cuncun_web::bind("bench ops", "127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let state = cuncun_web::AppState::new(store, cuncun_web::WebOptions::default());
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(cuncun_web::serve(state, listener, ops, async {
+        let _ = stop_rx.await;
+    }));
+    let mut client = Http::connect(addr).await?;
+    let body = format!("{{\"username\":\"bench\",\"password\":\"{password}\"}}");
+    let (status, resp) = client.request("POST", "/api/v1/login", &[("content-type", "application/json")], &body).await?;
+    if status != 201 {
+        bail!("bench login failed: {status} {resp}");
+    }
+    let token = serde_json::from_str::<serde_json::Value>(&resp)?["token"].as_str().unwrap_or_default().to_string();
+    Ok((client, format!("cuncun_session={token}"), Served { stop, task }))
 }
 
 /// A minimal keep-alive HTTP/1.1 client: enough to time our own pages without another dependency.

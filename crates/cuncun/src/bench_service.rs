@@ -2,9 +2,9 @@
 //! tickets; times the .xlsx import of 100,000 households (with its peak memory), then the p50/p99
 //! of the ticket list with filters and of the indicators page, over HTTP.
 
-use crate::bench::{Http, empty_store, peak_rss_mib};
+use crate::bench::{empty_store, peak_rss_mib, serve_logged_in};
 use anyhow::bail;
-use cuncun_domain::model::{CoverageMode, NewUser};
+use cuncun_domain::model::CoverageMode;
 use cuncun_domain::service::*;
 use cuncun_domain::{RegionCode, RegionLevel, Role};
 use cuncun_store::Actor;
@@ -111,9 +111,10 @@ pub async fn run(a: TicketsArgs) -> anyhow::Result<()> {
         let end = (i + chunk).min(a.tickets);
         let rows: Vec<HistoricTicket> = (i..end)
             .map(|k| {
-                // Spread over the past year, newest last; the last 0.2% still open.
+                // Spread over the past year, newest last; the last 0.2% still open, and 0.1% left
+                // open all year (overdue).
                 let at = now - year_ms + (k as i64 * year_ms / a.tickets.max(1) as i64);
-                let open = k * 500 >= a.tickets * 499;
+                let open = k % 1000 == 999 || k * 500 >= a.tickets * 499;
                 let took = if k % 30 == 0 { 30 * HOUR_MS } else { (1 + (k % 20) as i64) * HOUR_MS };
                 HistoricTicket {
                     t: NewTicket {
@@ -152,36 +153,7 @@ pub async fn run(a: TicketsArgs) -> anyhow::Result<()> {
     );
 
     // 3. Pages over HTTP, as the county's service desk.
-    let password = crate::generate_password();
-    store
-        .create_user(
-            &NewUser {
-                username: "bench".into(),
-                display_name: "bench".into(),
-                role: Role::Broadcaster,
-                region_code: county.clone(),
-                phone: String::new(),
-                password_hash: cuncun_web::auth::hash_password(&password).map_err(anyhow::Error::msg)?,
-            },
-            &actor,
-        )
-        .await?;
-    let listener = cuncun_web::bind("bench", "127.0.0.1:0").await?;
-    let ops = cuncun_web::bind("bench ops", "127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let state = cuncun_web::AppState::new(store.clone(), cuncun_web::WebOptions::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(cuncun_web::serve(state, listener, ops, async {
-        let _ = stop_rx.await;
-    }));
-    let mut client = Http::connect(addr).await?;
-    let body = format!("{{\"username\":\"bench\",\"password\":\"{password}\"}}");
-    let (status, resp) = client.request("POST", "/api/v1/login", &[("content-type", "application/json")], &body).await?;
-    if status != 201 {
-        bail!("bench login failed: {status} {resp}");
-    }
-    let token = serde_json::from_str::<serde_json::Value>(&resp)?["token"].as_str().unwrap_or_default().to_string();
-    let cookie = format!("cuncun_session={token}");
+    let (mut client, cookie, server) = serve_logged_in(store.clone(), Role::Broadcaster, &county).await?;
     let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms + 8 * 3_600_000).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
     let (month_ago, today, tomorrow) = (day(now - 30 * 24 * HOUR_MS), day(now), day(now + 24 * HOUR_MS));
     let pages = [
@@ -221,7 +193,6 @@ pub async fn run(a: TicketsArgs) -> anyhow::Result<()> {
             if ms(pct(0.99)) < 100.0 { "met" } else { "MISSED" }
         );
     }
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    server.stop().await;
     Ok(())
 }
