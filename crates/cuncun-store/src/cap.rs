@@ -94,7 +94,7 @@ pub trait CapStore: Send + Sync {
     /// messages are cancelled (Cancel; Update of a message not yet approved), the update is
     /// related to the message it updates. Idempotent per (sender, identifier). References to
     /// another department's alerts are refused (Invalid); a Cancel none of whose references is
-    /// known is refused (Invalid).
+    /// known is refused (Invalid); the same sender + identifier from another department is a Conflict.
     async fn import_cap(&self, imp: &CapImport, actor: &Actor) -> Result<CapImported>;
     async fn cap_alert(&self, id: i64) -> Result<Option<CapAlertRow>>;
     /// The alert a message came from, with its XML.

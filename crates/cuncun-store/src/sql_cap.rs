@@ -129,6 +129,12 @@ impl CapStore for SqlStore {
     async fn import_cap(&self, imp: &CapImport, actor: &Actor) -> Result<CapImported> {
         let mut w = self.begin_write().await?;
         if let Some(alert) = Self::alert_by_key(&mut w.tx, &imp.sender, &imp.identifier).await? {
+            if alert.department_id != imp.department_id {
+                return Err(StoreError::Conflict(format!(
+                    "alert {},{} was already received from another department",
+                    imp.sender, imp.identifier
+                )));
+            }
             let message = match alert.message_id {
                 Some(id) => Some(self.fetch_message(&mut w.tx, id).await?),
                 None => None,

@@ -378,3 +378,31 @@ async fn the_feed_poller_imports_each_entry_once() {
         assert!(e.contains("nobody"), "{e}");
     }
 }
+
+#[tokio::test]
+async fn exports_are_signed_when_a_key_is_configured_and_identifiers_belong_to_one_department() {
+    for app in apps().await {
+        setup(&*app.store).await;
+        accept_unsigned(&*app.store, "sender").await;
+        accept_unsigned(&*app.store, "t1sender").await;
+        let s = app.token("sender").await;
+        let (_, body) = post_cap(&app, &s, &fixture("multilang_typhoon.xml")).await;
+        let id = body["message"]["id"].as_i64().unwrap();
+        let mut state = cuncun_web::AppState::new(app.store.clone(), cuncun_web::WebOptions::default());
+        let key = format!("{}/../cuncun-cap/tests/fixtures/rsa_key.pem", env!("CARGO_MANIFEST_DIR"));
+        state.cap_signer = Some(cuncun_web::cap_pages::load_signer(&key, None).unwrap());
+        let m = app.store.message(id).await.unwrap().unwrap();
+        let xml = cuncun_web::cap_pages::message_cap_xml(&state, &m).await.unwrap();
+        let trusted = cuncun_cap::TrustedKey::from_bytes(fixture_raw("rsa_cert.pem").as_bytes()).unwrap();
+        let opts = cuncun_cap::CheckOptions { trusted: Some(&trusted), require_signature: true, known_region: &|_| true };
+        let rep = cuncun_cap::check(xml.as_bytes(), &opts);
+        assert!(rep.valid && matches!(rep.signature, cuncun_cap::SignatureStatus::Valid { .. }), "{}", rep.render("signed export"));
+        assert_eq!(rep.mapped.unwrap().languages.len(), 2);
+        // Another department re-using the sender and identifier gets a conflict, not the first one's alert.
+        let t = app.token("t1sender").await;
+        let typhoon = fixture("multilang_typhoon.xml").replace("<value>500236</value>", "<value>500236001</value>");
+        let (st, body) = post_cap(&app, &t, &typhoon).await;
+        assert_eq!(st, 409, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("another department"));
+    }
+}
