@@ -583,7 +583,9 @@ async fn public_alert(State(state): State<AppState>, Path(id): Path<String>) -> 
 }
 
 fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| !h.contains(['"', '<', ' '])).unwrap_or("localhost");
+    // Only a plain host[:port] goes into the feed's links.
+    let plain = |h: &&str| !h.is_empty() && h.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | ':' | '[' | ']'));
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(plain).unwrap_or("localhost");
     let proto = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|p| *p == "https").unwrap_or("http");
     format!("{proto}://{host}")
 }

@@ -406,3 +406,28 @@ async fn exports_are_signed_when_a_key_is_configured_and_identifiers_belong_to_o
         assert!(body["error"]["message"].as_str().unwrap().contains("another department"));
     }
 }
+
+#[tokio::test]
+async fn an_update_of_a_warning_on_air_replaces_it_when_approved() {
+    for app in apps().await {
+        setup(&*app.store).await;
+        accept_unsigned(&*app.store, "sender").await;
+        let (s, r) = (app.token("sender").await, app.token("reviewer").await);
+        let (_, first) = post_cap(&app, &s, &fixture("cn_rainstorm_orange.xml")).await;
+        let first_id = first["message"]["id"].as_i64().unwrap();
+        assert_eq!(app.send(&r, "POST", &format!("/api/v1/eb/messages/{first_id}/approve"), json!({})).await.0, 200);
+        let (st, upd) = post_cap(&app, &s, &fixture("update_rainstorm.xml")).await;
+        assert_eq!(st, 201, "{upd}");
+        assert_eq!(upd["cancelled"], json!([]), "the warning on air stays until its update is approved");
+        assert_eq!(app.store.message(first_id).await.unwrap().unwrap().status.key(), "approved");
+        let upd_id = upd["message"]["id"].as_i64().unwrap();
+        assert_eq!(app.send(&r, "POST", &format!("/api/v1/eb/messages/{upd_id}/approve"), json!({})).await.0, 200);
+        assert_eq!(app.store.message(first_id).await.unwrap().unwrap().status.key(), "cancelled");
+        // The exported update references the message it replaces.
+        let xml = client().get(format!("{}/api/v1/eb/messages/{upd_id}/cap", app.url)).bearer_auth(&s).send().await.unwrap().text().await.unwrap();
+        let opts = cuncun_cap::CheckOptions { trusted: None, require_signature: false, known_region: &|_| true };
+        let p = cuncun_cap::check(xml.as_bytes(), &opts).mapped.unwrap();
+        assert_eq!(p.msg_type, "Update");
+        assert_eq!(p.references[0].identifier, first["message"]["ebmid"].as_str().unwrap());
+    }
+}
