@@ -270,6 +270,7 @@ async fn upload_page_imports_and_shows_the_message() {
         assert_eq!(r.status(), 200);
         let page = r.text().await.unwrap();
         assert!(page.contains("id=\"cap-accepted\"") && page.contains("重庆市气象台发布台风红色预警"));
+        let csrf_api = csrf.clone();
         let f = reqwest::multipart::Form::new()
             .text("csrf", csrf)
             .part("file", reqwest::multipart::Part::bytes(fixture("invalid_open_polygon.xml").into_bytes()).file_name("bad.xml"));
@@ -277,6 +278,16 @@ async fn upload_page_imports_and_shows_the_message() {
         assert_eq!(r.status(), 422);
         let page = r.text().await.unwrap();
         assert!(page.contains("/alert/info[1]/area[1]/polygon[1]") && page.contains("cap-refused"));
+        // The API with the browser's session cookie needs the CSRF header, as every API write.
+        let post = |with_csrf: bool| {
+            let mut r = b.post(format!("{}/api/v1/cap", app.url)).body(fixture("update_rainstorm.xml"));
+            if with_csrf {
+                r = r.header("x-csrf-token", csrf_api.clone());
+            }
+            r.send()
+        };
+        assert_eq!(post(false).await.unwrap().status(), 403);
+        assert_eq!(post(true).await.unwrap().status(), 201);
     }
 }
 
