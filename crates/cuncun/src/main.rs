@@ -11,6 +11,7 @@ mod gateway_cmd;
 mod cap_cmd;
 mod bench_cap;
 mod bench_service;
+mod bench_report;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -209,6 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Cap(c) => return cap_cmd::run(c),
         Cmd::Bench(sim_cmd::BenchCmd::Cap(a)) => bench_cap::run(a)?,
         Cmd::Bench(sim_cmd::BenchCmd::Tickets(a)) => bench_service::run(a).await?,
+        Cmd::Bench(sim_cmd::BenchCmd::Report(a)) => bench_report::run(a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -391,6 +391,9 @@ pub enum BenchCmd {
     /// The service desk at scale: N households and M tickets; .xlsx import of 100,000
     /// households (time, peak memory), ticket list with filters and indicators page p50/p99.
     Tickets(crate::bench_service::TicketsArgs),
+    /// The monthly report of a province-sized data set (10,000,000 households, 100,000 terminals
+    /// with a month of connection history): time and peak memory, SQLite or PostgreSQL.
+    Report(crate::bench_report::ReportBenchArgs),
 }
 
 #[derive(clap::Args)]
