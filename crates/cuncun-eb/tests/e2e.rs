@@ -171,7 +171,8 @@ async fn approve(store: &dyn Store, m: &NewMessage) -> String {
 }
 
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..100 {
+    // 30 s: generous for a loaded two-core machine; a pass takes well under a second.
+    for _ in 0..300 {
         if f() {
             return;
         }
