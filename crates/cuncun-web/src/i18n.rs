@@ -240,6 +240,7 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("ix.attempts", "尝试次数", "Attempts"),
     ("ix.pending", "待发送", "pending"),
     ("nav.interchange", "平台对接", "Interchange"),
+    ("nav.cap", "CAP预警导入", "CAP import"),
     ("online.title", "终端日在线率", "Daily terminal online rate"),
     ("online.day", "日期", "Day"),
     ("online.overall", "总在线率", "Overall"),
