@@ -35,6 +35,13 @@ fn check_digits(digits: usize) -> Result<usize> {
     }
 }
 
+/// The first `digits` digits of the code in column 0. Counts are grouped by whole code (which
+/// SQLite reads in index order, without sorting millions of rows) and summed per prefix here.
+fn prefix(r: &sqlx::any::AnyRow, digits: usize) -> Result<String> {
+    let code: String = r.try_get(0)?;
+    Ok(code.chars().take(digits).collect())
+}
+
 /// Terminals in service per region code of the scope (a derived table).
 fn terminals_per_region() -> String {
     format!(
@@ -54,10 +61,10 @@ impl ReportStore for SqlStore {
             .map(|m| when(&format!("h.coverage_modes LIKE '%{}%'", m.key())))
             .collect();
         let hh = sqlx::query(&format!(
-            "SELECT SUBSTR(h.village_code, 1, {digits}), COUNT(*), {members}, {modes}, {recv}, {recv_pop}, {radio_pop}, \
+            "SELECT h.village_code, COUNT(*), {members}, {modes}, {recv}, {recv_pop}, {radio_pop}, \
              {fibre}, {cable_fibre}, {hd} \
              FROM household h LEFT JOIN {tpr} t ON t.region_code = h.village_code \
-             WHERE h.village_code BETWEEN $1 AND $2 GROUP BY SUBSTR(h.village_code, 1, {digits})",
+             WHERE h.village_code BETWEEN $1 AND $2 GROUP BY h.village_code",
             members = sum("h.members"),
             modes = modes.join(", "),
             recv = when(RECEIVING),
@@ -73,25 +80,25 @@ impl ReportStore for SqlStore {
         .fetch_all(self.pool())
         .await?;
         for r in &hh {
-            let c = acc.entry(r.try_get(0)?).or_default();
-            c.households = r.try_get(1)?;
-            c.population = r.try_get(2)?;
+            let c = acc.entry(prefix(r, digits)?).or_default();
+            c.households += r.try_get::<i64, _>(1)?;
+            c.population += r.try_get::<i64, _>(2)?;
             for i in 0..5 {
-                c.by_mode[i] = r.try_get(3 + i)?;
+                c.by_mode[i] += r.try_get::<i64, _>(3 + i)?;
             }
-            c.receiving = r.try_get(8)?;
-            c.receiving_population = r.try_get(9)?;
-            c.radio_population = r.try_get(10)?;
-            c.fibre = r.try_get(11)?;
-            c.cable_fibre = r.try_get(12)?;
-            c.hd = r.try_get(13)?;
+            c.receiving += r.try_get::<i64, _>(8)?;
+            c.receiving_population += r.try_get::<i64, _>(9)?;
+            c.radio_population += r.try_get::<i64, _>(10)?;
+            c.fibre += r.try_get::<i64, _>(11)?;
+            c.cable_fibre += r.try_get::<i64, _>(12)?;
+            c.hd += r.try_get::<i64, _>(13)?;
         }
         let villages = sqlx::query(&format!(
-            "SELECT SUBSTR(v.code, 1, {digits}), COUNT(*), {cable}, {two} FROM region v \
+            "SELECT v.code, COUNT(*), {cable}, {two} FROM region v \
              LEFT JOIN (SELECT village_code, COUNT(*) AS n FROM household WHERE village_code BETWEEN $1 AND $2 \
                         AND coverage_modes LIKE '%cable%' GROUP BY village_code) c ON c.village_code = v.code \
              LEFT JOIN {tpr} t ON t.region_code = v.code \
-             WHERE v.level = 5 AND v.code BETWEEN $1 AND $2 GROUP BY SUBSTR(v.code, 1, {digits})",
+             WHERE v.level = 5 AND v.code BETWEEN $1 AND $2 GROUP BY v.code",
             cable = when("c.n > 0"),
             two = when(&format!("t.n >= {VILLAGE_MIN_TERMINALS}")),
             tpr = terminals_per_region(),
@@ -101,14 +108,14 @@ impl ReportStore for SqlStore {
         .fetch_all(self.pool())
         .await?;
         for r in &villages {
-            let c = acc.entry(r.try_get(0)?).or_default();
-            c.villages = r.try_get(1)?;
-            c.cable_villages = r.try_get(2)?;
-            c.villages_two_terminals = r.try_get(3)?;
+            let c = acc.entry(prefix(r, digits)?).or_default();
+            c.villages += r.try_get::<i64, _>(1)?;
+            c.cable_villages += r.try_get::<i64, _>(2)?;
+            c.villages_two_terminals += r.try_get::<i64, _>(3)?;
         }
         let hamlets = sqlx::query(&format!(
-            "SELECT SUBSTR(h.village_code, 1, {digits}), {big}, {covered} FROM hamlet h \
-             WHERE h.village_code BETWEEN $1 AND $2 GROUP BY SUBSTR(h.village_code, 1, {digits})",
+            "SELECT h.village_code, {big}, {covered} FROM hamlet h \
+             WHERE h.village_code BETWEEN $1 AND $2 GROUP BY h.village_code",
             big = when(&format!("h.households >= {HAMLET_MIN_HOUSEHOLDS}")),
             covered = when(&format!("h.households >= {HAMLET_MIN_HOUSEHOLDS} AND EXISTS ({})", serves_hamlet())),
         ))
@@ -117,20 +124,20 @@ impl ReportStore for SqlStore {
         .fetch_all(self.pool())
         .await?;
         for r in &hamlets {
-            let c = acc.entry(r.try_get(0)?).or_default();
-            c.big_hamlets = r.try_get(1)?;
-            c.big_hamlets_covered = r.try_get(2)?;
+            let c = acc.entry(prefix(r, digits)?).or_default();
+            c.big_hamlets += r.try_get::<i64, _>(1)?;
+            c.big_hamlets_covered += r.try_get::<i64, _>(2)?;
         }
         let terms = sqlx::query(&format!(
-            "SELECT SUBSTR(region_code, 1, {digits}), COUNT(*) FROM eb_resource WHERE region_code BETWEEN $1 AND $2 \
-             AND retired_at_ms IS NULL AND kind IN {TERMINAL_KINDS} GROUP BY SUBSTR(region_code, 1, {digits})"
+            "SELECT region_code, COUNT(*) FROM eb_resource WHERE region_code BETWEEN $1 AND $2 \
+             AND retired_at_ms IS NULL AND kind IN {TERMINAL_KINDS} GROUP BY region_code"
         ))
         .bind(lo.as_str())
         .bind(hi.as_str())
         .fetch_all(self.pool())
         .await?;
         for r in &terms {
-            acc.entry(r.try_get(0)?).or_default().terminals = r.try_get(1)?;
+            acc.entry(prefix(r, digits)?).or_default().terminals += r.try_get::<i64, _>(1)?;
         }
         Ok(acc)
     }
@@ -233,13 +240,14 @@ impl ReportStore for SqlStore {
             ..Default::default()
         };
         let (p_from, p_to) = (day_start(first), day_start(last + 1));
-        // Streamed, terminal by terminal, so memory stays at one terminal's connections.
+        // Streamed, terminal by terminal, so memory stays at one terminal's connections. The
+        // order follows the indexes (region, kind, id; then from_ms), so SQLite needs no sort.
         let sql = format!(
             "SELECT r.id, r.ebrid, r.name, r.region_code, r.created_at_ms, r.retired_at_ms, o.from_ms, o.to_ms \
              FROM eb_resource r LEFT JOIN terminal_online o ON o.resource_id = r.id \
              AND o.from_ms < $4 AND (o.to_ms IS NULL OR o.to_ms > $3) \
              WHERE r.region_code BETWEEN $1 AND $2 AND r.kind IN {TERMINAL_KINDS} AND r.created_at_ms < $4 \
-             AND (r.retired_at_ms IS NULL OR r.retired_at_ms > $3) ORDER BY r.id, o.from_ms"
+             AND (r.retired_at_ms IS NULL OR r.retired_at_ms > $3) ORDER BY r.region_code, r.kind, r.id, o.from_ms"
         );
         let mut rows = sqlx::query(&sql)
             .bind(lo.as_str())
