@@ -50,7 +50,7 @@ fn reset_peak() {
 /// A number series 0..n as a derived table `nums(i)`.
 fn series(b: Backend, n: i64) -> String {
     match b {
-        Backend::Postgres => format!("(SELECT generate_series(0, {}) AS i) nums", n - 1),
+        Backend::Postgres => format!("(SELECT generate_series(CAST(0 AS BIGINT), CAST({} AS BIGINT)) AS i) nums", n - 1),
         Backend::Sqlite => format!("(WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < {}) SELECT i FROM s) nums", n - 1),
     }
 }
