@@ -678,7 +678,17 @@ impl ServiceStore for SqlStore {
 
     async fn tickets(&self, f: &TicketFilter, limit: i64, offset: i64) -> Result<Vec<Ticket>> {
         let (lo, hi) = f.scope.subtree_bounds();
-        let mut sql = format!("SELECT {TICKET_COLS} FROM ticket WHERE {}", scope_cond("village_code", 1));
+        // Newest first: above a village, walking the index on the request time and filtering by
+        // region finds a page after a few thousand rows, where the region index would sort the
+        // whole subtree (measured: 130 ms at 1,000,000 tickets). SQLite's planner has no
+        // statistics to see that; a unary + keeps it off the region index. PostgreSQL decides
+        // from its statistics.
+        let col = if self.backend() == Backend::Sqlite && f.scope.level() != cuncun_domain::RegionLevel::Village && f.villages.is_none() {
+            "+village_code"
+        } else {
+            "village_code"
+        };
+        let mut sql = format!("SELECT {TICKET_COLS} FROM ticket WHERE {}", scope_cond(col, 1));
         let mut texts: Vec<String> = vec![lo, hi];
         let mut ints: Vec<i64> = Vec::new();
         // Text parameters first ($1..), then integers; numbered as they are added.
