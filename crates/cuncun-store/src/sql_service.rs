@@ -977,6 +977,8 @@ impl ServiceStore for SqlStore {
             scope.level().digits()
         };
         let key = format!("SUBSTR(village_code, 1, {digits})");
+        // On SQLite, the period picks the rows (request-time index), not the region (see tickets()).
+        let tcol = if self.backend() == Backend::Sqlite && scope.level() != cuncun_domain::RegionLevel::Village { "+village_code" } else { "village_code" };
         let mut acc: std::collections::BTreeMap<String, IndicatorCounts> = std::collections::BTreeMap::new();
         let tickets = sqlx::query(&format!(
             "SELECT {key}, COUNT(*), \
@@ -986,7 +988,7 @@ impl ServiceStore for SqlStore {
              CAST(COALESCE(SUM(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN rating IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN rating >= 4 THEN 1 ELSE 0 END), 0) AS BIGINT) \
-             FROM ticket WHERE village_code BETWEEN $1 AND $2 AND created_at_ms >= $3 AND created_at_ms < $4 \
+             FROM ticket WHERE {tcol} BETWEEN $1 AND $2 AND created_at_ms >= $3 AND created_at_ms < $4 \
              AND status <> 'cancelled' GROUP BY {key}"
         ))
         .bind(lo.as_str())
