@@ -429,6 +429,7 @@ impl std::fmt::Display for Month {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::RegionCode;

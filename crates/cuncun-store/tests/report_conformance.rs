@@ -1,6 +1,8 @@
 //! Coverage, indicators, targets, the nine-haves checklist, the repair loop and the monthly report,
 //! on every backend (SQLite always; PostgreSQL with CUNCUN_TEST_PG_URL), with hand-checked answers.
 
+#![allow(clippy::unwrap_used)]
+
 use cuncun_domain::eb::ResourceKind;
 use cuncun_domain::indicators::{CheckStatus, Month, NineHaves};
 use cuncun_domain::model::*;

@@ -333,8 +333,8 @@ pub fn report_workbook(r: &MonthlyReport) -> Result<Vec<u8>, AppError> {
             ws.write_string(row, 6, match e.met { Some(true) => "是", Some(false) => "否", None => "" }).map_err(xerr)?;
             ws.write_string(row, 7, e.def.formula_zh).map_err(xerr)?;
             ws.write_string(row, 8, e.def.source).map_err(xerr)?;
-            ws.write_string(row, 9, &format!("{} {}", r.region.name, r.region.code.short())).map_err(xerr)?;
-            ws.write_string(row, 10, &r.month.label()).map_err(xerr)?;
+            ws.write_string(row, 9, format!("{} {}", r.region.name, r.region.code.short())).map_err(xerr)?;
+            ws.write_string(row, 10, r.month.label()).map_err(xerr)?;
         }
     }
     {
@@ -481,10 +481,10 @@ pub async fn problem_villages(state: &AppState, scope: &RegionCode, online_targe
         by.entry(code.to_string()).or_insert_with(|| ProblemVillage { code: code.to_string(), name: String::new(), online_rate: None, overdue: 0, uncovered_hamlets: 0 })
     }
     for (code, (on, exp)) in &online.by_group {
-        if let Some(rate) = percent(*on, *exp) {
-            if rate < online_target {
-                slot(&mut by, code).online_rate = Some(rate);
-            }
+        if let Some(rate) = percent(*on, *exp)
+            && rate < online_target
+        {
+            slot(&mut by, code).online_rate = Some(rate);
         }
     }
     let mut f = TicketFilter::scope(scope);

@@ -264,10 +264,11 @@ pub async fn run(a: ReportBenchArgs) -> anyhow::Result<()> {
         if let Some(name) = scratch {
             let admin = SqlStore::connect(&base).await?;
             sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(admin.pool()).await?;
-        } else if let Some(path) = url.strip_prefix("sqlite://") {
-            if a.database_url.is_none() {
-                let _ = std::fs::remove_dir_all(std::path::Path::new(path).parent().unwrap_or(std::path::Path::new(path)));
-            }
+        } else if let Some(path) = url.strip_prefix("sqlite://")
+            && a.database_url.is_none()
+        {
+            // Our own temporary directory.
+            let _ = std::fs::remove_dir_all(std::path::Path::new(path).parent().unwrap_or(std::path::Path::new(path)));
         }
     }
     result
