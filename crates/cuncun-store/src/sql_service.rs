@@ -980,8 +980,14 @@ impl ServiceStore for SqlStore {
         // On SQLite, the period picks the rows (request-time index), not the region (see tickets()).
         let tcol = if self.backend() == Backend::Sqlite && scope.level() != cuncun_domain::RegionLevel::Village { "+village_code" } else { "village_code" };
         let mut acc: std::collections::BTreeMap<String, IndicatorCounts> = std::collections::BTreeMap::new();
+        // Tickets and households are grouped by their whole village code (read in index order on
+        // SQLite, no sort of a million prefixes in a temp b-tree) and summed per prefix here.
+        let prefix = |r: &AnyRow| -> Result<String> {
+            let v: String = r.try_get(0)?;
+            Ok(v.get(..digits).unwrap_or(&v).to_string())
+        };
         let tickets = sqlx::query(&format!(
-            "SELECT {key}, COUNT(*), \
+            "SELECT village_code, COUNT(*), \
              CAST(COALESCE(SUM(CASE WHEN resolved_at_ms IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN resolved_at_ms IS NOT NULL AND resolved_at_ms - created_at_ms <= {SLA_MS} THEN 1 ELSE 0 END), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN resolved_at_ms IS NOT NULL THEN resolved_at_ms - created_at_ms ELSE 0 END), 0) AS BIGINT), \
@@ -989,7 +995,7 @@ impl ServiceStore for SqlStore {
              CAST(COALESCE(SUM(CASE WHEN rating IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN rating >= 4 THEN 1 ELSE 0 END), 0) AS BIGINT) \
              FROM ticket WHERE {tcol} BETWEEN $1 AND $2 AND created_at_ms >= $3 AND created_at_ms < $4 \
-             AND status <> 'cancelled' GROUP BY {key}"
+             AND status <> 'cancelled' GROUP BY village_code"
         ))
         .bind(lo.as_str())
         .bind(hi.as_str())
@@ -998,29 +1004,29 @@ impl ServiceStore for SqlStore {
         .fetch_all(self.pool())
         .await?;
         for r in &tickets {
-            let c = acc.entry(r.try_get(0)?).or_default();
-            c.tickets = r.try_get(1)?;
-            c.closed = r.try_get(2)?;
-            c.closed_24h = r.try_get(3)?;
-            c.close_ms_sum = r.try_get(4)?;
-            c.complaints = r.try_get(5)?;
-            c.rated = r.try_get(6)?;
-            c.satisfied = r.try_get(7)?;
+            let c = acc.entry(prefix(r)?).or_default();
+            c.tickets += r.try_get::<i64, _>(1)?;
+            c.closed += r.try_get::<i64, _>(2)?;
+            c.closed_24h += r.try_get::<i64, _>(3)?;
+            c.close_ms_sum += r.try_get::<i64, _>(4)?;
+            c.complaints += r.try_get::<i64, _>(5)?;
+            c.rated += r.try_get::<i64, _>(6)?;
+            c.satisfied += r.try_get::<i64, _>(7)?;
         }
         let households = sqlx::query(&format!(
-            "SELECT {key}, COUNT(*), CAST(COALESCE(SUM({COMPLETE_SQL}), 0) AS BIGINT), \
+            "SELECT village_code, COUNT(*), CAST(COALESCE(SUM({COMPLETE_SQL}), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN {CARE_SQL} THEN 1 ELSE 0 END), 0) AS BIGINT) \
-             FROM household WHERE village_code BETWEEN $1 AND $2 GROUP BY {key}"
+             FROM household WHERE village_code BETWEEN $1 AND $2 GROUP BY village_code"
         ))
         .bind(lo.as_str())
         .bind(hi.as_str())
         .fetch_all(self.pool())
         .await?;
         for r in &households {
-            let c = acc.entry(r.try_get(0)?).or_default();
-            c.households = r.try_get(1)?;
-            c.complete_households = r.try_get(2)?;
-            c.care_households = r.try_get(3)?;
+            let c = acc.entry(prefix(r)?).or_default();
+            c.households += r.try_get::<i64, _>(1)?;
+            c.complete_households += r.try_get::<i64, _>(2)?;
+            c.care_households += r.try_get::<i64, _>(3)?;
         }
         // At most VISITS_PER_YEAR visits count per household.
         let visits = sqlx::query(&format!(
