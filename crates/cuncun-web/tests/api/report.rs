@@ -238,3 +238,69 @@ async fn dashboard_lists_problem_villages() {
         assert!(home.contains("id=\"home-dashboard\""));
     }
 }
+
+/// The repair loop as the platform runs it: a terminal down longer than `repair_after` gets one
+/// ticket for its village's steward, within the loop's first round.
+#[tokio::test]
+async fn the_repair_loop_task_opens_one_ticket() {
+    use cuncun_domain::eb::ResourceKind;
+    use cuncun_store::eb::{NewResource, StatusChange};
+    for db in cuncun_store::testing::all_backends().await {
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(cuncun_store::SqlStore::connect(&db.url).await.unwrap());
+        let op = Actor::system();
+        let regions: Vec<cuncun_domain::model::Region> = [("50", "重庆市"), ("5002", "县"), ("500236", "奉节县"), ("500236100", "白帝镇"), (T2V, "白帝村")]
+            .iter()
+            .map(|(c, n)| {
+                let code = rc(c);
+                cuncun_domain::model::Region { level: code.level(), parent: code.parent(), code, name: (*n).into() }
+            })
+            .collect();
+        store.import_regions(&regions, "fixture", &op).await.unwrap();
+        let steward = store
+            .add_steward(&StewardRecord { name: "管家乙".into(), phone: "13800001111".into(), region_code: rc("500236100"), user_id: None, villages: vec![rc(T2V)] }, &op)
+            .await
+            .unwrap();
+        let t = store
+            .add_resource(
+                &NewResource {
+                    kind: ResourceKind::OutdoorLoudspeaker,
+                    region_code: rc(T2V),
+                    name: "白帝村1号大喇叭".into(),
+                    vendor: String::new(),
+                    model: String::new(),
+                    lon: None,
+                    lat: None,
+                    install_date: String::new(),
+                    ebrid: None,
+                    secret_hash: String::new(),
+                },
+                &op,
+            )
+            .await
+            .unwrap();
+        let now = cuncun_store::now_ms();
+        store
+            .apply_status(&[StatusChange::Online { ebrid: t.ebrid.clone(), at_ms: now - 3 * H }, StatusChange::Offline { ebrid: t.ebrid.clone(), at_ms: now - 2 * H }])
+            .await
+            .unwrap();
+        let opts = cuncun_web::WebOptions { repair_after: std::time::Duration::from_secs(3600), ..Default::default() };
+        let task = cuncun_web::report_pages::spawn_repair_loop(cuncun_web::AppState::new(store.clone(), opts));
+        let mut filter = TicketFilter::scope(&rc("500236"));
+        filter.now_ms = now;
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            found = store.tickets(&filter, 10, 0).await.unwrap();
+            if !found.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        task.abort();
+        assert_eq!(found.len(), 1, "{:?}", store.backend());
+        assert_eq!((found[0].source, found[0].steward_id), (TicketSource::Terminal, Some(steward.id)));
+        assert_eq!(found[0].terminal_ebrid.as_deref(), Some(t.ebrid.as_str()));
+        // Another round while it is still down opens nothing more.
+        assert!(store.open_outage_tickets(cuncun_store::now_ms(), 3_600_000).await.unwrap().is_empty());
+        drop(db);
+    }
+}
