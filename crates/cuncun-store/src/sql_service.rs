@@ -201,6 +201,15 @@ fn scope_cond(col: &str, n: usize) -> String {
 }
 
 impl SqlStore {
+    /// After a large load, fresh PostgreSQL statistics (as `insert_registry` does): without them
+    /// the planner sorts a million tickets for a filtered list.
+    async fn analyze_after_load(&self, table: &str, rows: usize) -> Result<()> {
+        if self.backend() == Backend::Postgres && rows >= 10_000 {
+            sqlx::query(&format!("VACUUM (ANALYZE) {table}")).execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
     async fn fetch_household(tx: &mut Transaction<'static, Any>, id: i64) -> Result<Household> {
         Self::row_by_id(tx, &format!("SELECT {HH_COLS} FROM household WHERE id = $1"), id, "household", household_of).await
     }
@@ -365,6 +374,7 @@ impl ServiceStore for SqlStore {
         let summary = serde_json::json!({ "source": source, "rows": rows.len() }).to_string();
         self.append_audit(&mut w.tx, actor, "household.import", "household", source, "", &summary).await?;
         w.tx.commit().await?;
+        self.analyze_after_load("household", rows.len()).await?;
         Ok(rows.len() as u64)
     }
 
@@ -660,6 +670,7 @@ impl ServiceStore for SqlStore {
         let summary = serde_json::json!({ "source": source, "rows": rows.len() }).to_string();
         self.append_audit(&mut w.tx, actor, "ticket.import", "ticket", source, "", &summary).await?;
         w.tx.commit().await?;
+        self.analyze_after_load("ticket", rows.len()).await?;
         Ok(rows.len() as u64)
     }
 
