@@ -268,6 +268,7 @@ fn a_repair_from_the_public_page_to_a_rated_close_on_a_phone() {
     b.type_into(&format!("{card} .photo-file"), photo.to_str().unwrap());
     let up = b.el(&format!("{card} .photo-upload"));
     b.click(&up);
+    b.wait_replaced(&up);
     b.wait_for_path("/service/my");
     b.type_into(&format!("{card} .resolve-note"), "重新对星，信号恢复");
     let resolve = b.el(&format!("{card} button.resolve"));

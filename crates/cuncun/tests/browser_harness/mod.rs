@@ -339,6 +339,12 @@ impl Browser {
         }
     }
 
+    /// Waits until the page holding `e` has been replaced (after a click that submits a form and
+    /// comes back to the same path, the old page is still there for a moment).
+    pub fn wait_replaced(&self, e: &El) {
+        self.wait("the page to be replaced", || self.try_cmd("GET", &format!("/element/{}/name", e.0), json!({})).is_err().then_some(()));
+    }
+
     pub fn wait_for_path(&self, path: &str) {
         self.wait(&format!("the page {path}"), || (self.path() == path).then_some(()));
     }
