@@ -195,7 +195,7 @@ impl SqlStore {
                             // instead and keep a larger cache of what changes.
                             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
                              PRAGMA foreign_keys=ON; PRAGMA busy_timeout=10000; \
-                             PRAGMA cache_size=-32768; PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;",
+                             PRAGMA cache_size=-32768; PRAGMA mmap_size=268435456; PRAGMA temp_store=MEMORY;",
                         )
                         .await?;
                     }
