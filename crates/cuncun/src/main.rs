@@ -322,8 +322,6 @@ pub async fn serve(
         state.interchange = Some(start_interchange(cfg, state.store.clone(), eb.clone())?);
     }
     state.eb = Some(eb);
-    cuncun_web::serve(state, app, ops, async {
-        let _ = tokio::signal::ctrl_c().await;
     if !cfg.cap.signing_key.is_empty() {
         let cert = Some(cfg.cap.signing_cert.as_str()).filter(|c| !c.is_empty());
         state.cap_signer = Some(cuncun_web::cap_pages::load_signer(&cfg.cap.signing_key, cert)?);
@@ -332,6 +330,8 @@ pub async fn serve(
         let every = std::time::Duration::from_secs(cfg.cap.poll_seconds.max(5));
         cuncun_web::cap_pages::spawn_feed_poller(state.clone(), cfg.cap.feeds.clone(), every)
     });
+    cuncun_web::serve(state, app, ops, async {
+        let _ = tokio::signal::ctrl_c().await;
     })
     .await
 }
