@@ -97,8 +97,8 @@ pub struct Interchange {
     kick: Notify,
     /// Called when a parent EBM was approved here, so dispatch starts at once.
     on_approved: Box<dyn Fn() + Send + Sync>,
-    /// (state, received) last reported upward per parent EBMID.
-    reported: Mutex<HashMap<String, (u8, i64)>>,
+    /// (state, received) last reported upward per parent EBMID, and when.
+    reported: Mutex<HashMap<String, ((u8, i64), tokio::time::Instant)>>,
     pub stats: InterchangeStats,
 }
 
@@ -781,10 +781,19 @@ impl Interchange {
                 continue; // final state already reported
             }
             let Some(m) = self.store.message(e.message_id).await? else { continue };
-            let (body, now_state) = self.state_of(&e.ebmid, &m).await?;
-            if self.reported.lock().get(&e.ebmid) == Some(&now_state) {
+            // The cheap summary decides; the per-terminal list is read only when a report is due:
+            // on a change, at most once per report_every while broadcasting, at once at the end.
+            let received = self.store.delivery_summary(m.id).await?.received;
+            let seen = (brd_state(&m, received), received);
+            let due = match self.reported.lock().get(&e.ebmid) {
+                None => true,
+                Some((last, _)) if *last == seen => false,
+                Some((_, at)) => seen.0 >= 3 || at.elapsed() >= self.cfg.report_every,
+            };
+            if !due {
                 continue;
             }
+            let (body, now_state) = self.state_of(&e.ebmid, &m).await?;
             self.send_to(&parent.ebrid, body).await?;
             if now_state.0 >= 3 {
                 // The broadcast is over: its log entry goes up too.
@@ -792,7 +801,7 @@ impl Interchange {
                 self.send_to(&parent.ebrid, log).await?;
             }
             self.store.set_received_state(&e.ebmid, now_state.0 as i64, now_ms()).await?;
-            self.reported.lock().insert(e.ebmid.clone(), now_state);
+            self.reported.lock().insert(e.ebmid.clone(), (now_state, tokio::time::Instant::now()));
         }
         Ok(())
     }
