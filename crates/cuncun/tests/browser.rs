@@ -204,13 +204,18 @@ fn a_warning_reaches_simulated_terminals_in_chromium() {
     b.goto(&format!("{base}{msg_path}"));
     b.click(&b.el("#action-approve"));
     // The live view (server-sent events) counts receipts from the simulated terminals.
-    let got = b.wait("every target to receive the warning", || {
+    // The demo's simulated terminals drop offline now and then (a few 5-60 s episodes an hour),
+    // so "every target" means every online one; an offline one is shown as such and gets the
+    // warning when it reconnects (tested in crates/cuncun-eb/tests/e2e.rs).
+    let got = b.wait("every online target to receive the warning", || {
         let targets = read("d-targets")?;
         let received = read("d-received")?;
-        (targets > 0 && received == targets).then_some(targets)
+        let offline = read("d-pending_offline")?;
+        (targets > 0 && received + offline == targets && received > 0).then_some(targets)
     });
     assert_eq!(got, reach, "the targets are the terminals of the township");
-    assert_eq!(read("d-pending"), Some(0));
+    assert_eq!(read("d-pending"), read("d-pending_offline"), "whatever is pending is offline");
+    assert!(read("d-received").unwrap_or(0) * 10 >= reach * 9, "nearly all of them were online and received it");
 }
 
 /// A resident files a repair on the village's public page on a phone, the steward works it from
