@@ -173,6 +173,9 @@ pub struct Web {
     pub session_ttl_hours: u64,
     /// A terminal offline or reporting faults this long gets a repair ticket for its steward.
     pub repair_after_minutes: u64,
+    /// An open repair ticket escalates to the outlet head this long after the request (the
+    /// deadline is 24 h).
+    pub escalate_after_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +212,7 @@ impl Default for Web {
             secure_cookies: false,
             session_ttl_hours: 12,
             repair_after_minutes: 240,
+            escalate_after_hours: 20,
         }
     }
 }
@@ -315,6 +319,9 @@ impl Config {
         if let Some(r) = &cfg.eb.region {
             cuncun_domain::RegionCode::parse(r).map_err(|e| anyhow::anyhow!("eb.region: {e}"))?;
         }
+        if !(1..=23).contains(&cfg.web.escalate_after_hours) {
+            bail!("web.escalate_after_hours = {}: must be 1-23 (tickets are due within 24 hours)", cfg.web.escalate_after_hours);
+        }
         if cfg.web.session_ttl_hours == 0 {
             bail!("web.session_ttl_hours must be at least 1");
         }
@@ -326,6 +333,7 @@ impl Config {
             secure_cookies: self.web.secure_cookies,
             session_ttl: std::time::Duration::from_secs(self.web.session_ttl_hours * 3600),
             repair_after: std::time::Duration::from_secs(self.web.repair_after_minutes.max(1) * 60),
+            escalate_after: std::time::Duration::from_secs(self.web.escalate_after_hours * 3600),
             ..Default::default()
         }
     }
@@ -373,6 +381,10 @@ mod tests {
         let ok = format!("{base}auto_dispatch = [1]\n[[interchange.peer]]\nrole = \"parent\"\nebrid = \"10500000000000000000101\"\nurl = \"http://p/ebd\"\nname = \"p\"\n");
         let c = Config::load_with(Some(&write("ix4.toml", &ok)), &[]).unwrap();
         assert_eq!((c.interchange.peer.len(), c.interchange.auto_dispatch.clone()), (1, vec![1]));
+        let esc = e("[web]\nescalate_after_hours = 30\n", "esc.toml");
+        assert!(esc.contains("web.escalate_after_hours"), "{esc}");
+        let c = Config::load_with(Some(&write("esc2.toml", "[web]\nescalate_after_hours = 12\n")), &[]).unwrap();
+        assert_eq!(c.web_options().escalate_after, std::time::Duration::from_secs(12 * 3600));
         let short = Config::load_with(None, &[("CUNCUN_BUS_BACKBONE_LISTEN".into(), "127.0.0.1:1885".into())]).unwrap_err();
         assert!(short.to_string().contains("backbone_secret"), "{short}");
     }
