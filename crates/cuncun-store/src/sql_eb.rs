@@ -682,22 +682,20 @@ impl EbStore for SqlStore {
         let mut w = self.begin_write().await?;
         let now = now_ms();
         let mut n = 0;
-        for (ebrid, l) in logs {
-            n += sqlx::query(
-                "INSERT INTO eb_broadcast_log (resource_id, ebmid, source, start_ms, end_ms, volume, result, at_ms) \
-                 SELECT id, $2, $3, $4, $5, $6, $7, $8 FROM eb_resource WHERE ebrid = $1",
-            )
-            .bind(ebrid.as_str())
-            .bind(l.id.as_str())
-            .bind(l.source.as_str())
-            .bind(l.start)
-            .bind(l.end)
-            .bind(l.volume as i64)
-            .bind(l.result.as_deref())
-            .bind(now)
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
+        // One statement per chunk: logs come in bursts when a broadcast ends everywhere at once.
+        let types = ["TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT"];
+        for chunk in logs.chunks((max_params(self.backend()) / types.len()).max(1)) {
+            let sql = format!(
+                "WITH v (ebrid, ebmid, source, start_ms, end_ms, volume, result) AS (VALUES {}) \
+                 INSERT INTO eb_broadcast_log (resource_id, ebmid, source, start_ms, end_ms, volume, result, at_ms) \
+                 SELECT r.id, v.ebmid, v.source, v.start_ms, v.end_ms, v.volume, v.result, {now} FROM v JOIN eb_resource r ON r.ebrid = v.ebrid",
+                values_list(&types, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for (ebrid, l) in chunk {
+                q = q.bind(ebrid.as_str()).bind(l.id.as_str()).bind(l.source.as_str()).bind(l.start).bind(l.end).bind(l.volume as i64).bind(l.result.as_deref());
+            }
+            n += q.persistent(false).execute(&mut *w.tx).await?.rows_affected();
         }
         w.tx.commit().await?;
         Ok(n)

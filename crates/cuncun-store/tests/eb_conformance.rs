@@ -113,6 +113,49 @@ async fn status_changes_apply_in_batches() {
         s.apply_status(&[StatusChange::Offline { ebrid: e.clone(), at_ms: 5000 }]).await.unwrap();
         let r = &s.resources_in(&rc("500236100201"), &[], false, 10, 0).await.unwrap()[0];
         assert_eq!(r.online, Some(false));
+        // One batch with two terminals, and one of them dropping and coming back twice: applied
+        // in order, every connection interval kept.
+        let e2 = "65002361002020314010101".to_string();
+        s.apply_status(&[
+            StatusChange::Online { ebrid: e.clone(), at_ms: 6000 },
+            StatusChange::Online { ebrid: e2.clone(), at_ms: 6000 },
+            StatusChange::Offline { ebrid: e.clone(), at_ms: 7000 },
+            StatusChange::Online { ebrid: e.clone(), at_ms: 8000 },
+            StatusChange::Online { ebrid: e.clone(), at_ms: 9000 },
+        ])
+        .await
+        .unwrap();
+        let id = s.resource_by_ebrid(&e).await.unwrap().unwrap().id;
+        let mut iv: Vec<(i64, Option<i64>)> = s.connections(id, 10).await.unwrap().to_vec();
+        iv.sort();
+        assert_eq!(iv, vec![(1000, Some(5000)), (6000, Some(7000)), (8000, Some(9000)), (9000, None)]);
+        let id2 = s.resource_by_ebrid(&e2).await.unwrap().unwrap().id;
+        assert_eq!(s.connections(id2, 10).await.unwrap().len(), 1);
+        // Broadcast logs, several terminals in one batch; an unknown terminal's entry is dropped.
+        let log = |id: &str, start: i64, result: Option<&str>| cuncun_domain::protocol::LogEntry {
+            v: 1,
+            id: id.into(),
+            source: "emergency".into(),
+            start,
+            end: start + 30_000,
+            volume: 80,
+            result: result.map(str::to_string),
+        };
+        let n = s
+            .insert_logs(&[
+                (e.clone(), log("m1", 1000, None)),
+                (e2.clone(), log("m1", 1100, Some("amp fault"))),
+                (e.clone(), log("m2", 5000, None)),
+                ("99999999999999999999999".into(), log("m1", 1000, None)),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+        let mut mine: Vec<(String, i64)> = s.broadcast_logs(id, 10).await.unwrap().iter().map(|l| (l.ebmid.clone(), l.start_ms)).collect();
+        mine.sort();
+        assert_eq!(mine, vec![("m1".to_string(), 1000), ("m2".to_string(), 5000)]);
+        let theirs = s.broadcast_logs(id2, 10).await.unwrap();
+        assert_eq!((theirs.len(), theirs[0].result.as_deref(), theirs[0].volume), (1, Some("amp fault"), 80));
     }
 }
 
