@@ -9,6 +9,7 @@ pub mod eb;
 pub mod interchange;
 pub mod report;
 pub mod service;
+mod service_stats;
 mod sql;
 mod sql_cap;
 mod sql_eb;

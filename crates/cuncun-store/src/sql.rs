@@ -16,6 +16,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "0004_interchange", include_str!("../migrations/sqlite/0004_interchange.sql")),
     (5, "0005_indicators", include_str!("../migrations/sqlite/0005_indicators.sql")),
     (6, "0006_cap", include_str!("../migrations/sqlite/0006_cap.sql")),
+    (7, "0007_service_stats", include_str!("../migrations/sqlite/0007_service_stats.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -24,6 +25,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "0004_interchange", include_str!("../migrations/postgres/0004_interchange.sql")),
     (5, "0005_indicators", include_str!("../migrations/postgres/0005_indicators.sql")),
     (6, "0006_cap", include_str!("../migrations/postgres/0006_cap.sql")),
+    (7, "0007_service_stats", include_str!("../migrations/postgres/0007_service_stats.sql")),
 ];
 
 pub struct SqlStore {
@@ -316,7 +318,9 @@ impl Store for SqlStore {
             if done.contains(version) {
                 continue;
             }
-            w.tx.execute(*sql).await.map_err(|e| {
+            // 0007's triggers and backfill are generated from the measures' one definition.
+            let sql = if *version == 7 { format!("{sql}\n{}", crate::service_stats::migration_sql(self.backend)) } else { sql.to_string() };
+            w.tx.execute(sql.as_str()).await.map_err(|e| {
                 StoreError::Invalid(format!("migration {name} failed: {e}"))
             })?;
             sqlx::query("INSERT INTO schema_migration (version, name, applied_at_ms) VALUES ($1,$2,$3)")

@@ -80,9 +80,7 @@ const HH_INSERT_COLS: [&str; 16] = [
 ];
 
 /// A household with every required field (docs/INDICATORS.md, data completeness), as SQL.
-const COMPLETE_SQL: &str = "CASE WHEN head_name <> '' AND phone <> '' AND address <> '' \
-    AND COALESCE(hamlet, '') <> '' AND coverage_modes <> '' THEN 1 ELSE 0 END";
-const CARE_SQL: &str = "(care_elderly + care_children + care_disabled) > 0";
+use crate::service_stats::{BEIJING_OFFSET_MS, CARE_SQL, DAY_MS, TICKET_FILTER, ticket_measures};
 
 fn validate_household(h: &HouseholdRecord) -> Result<()> {
     let invalid = |m: &str| Err(StoreError::Invalid(m.to_string()));
@@ -976,7 +974,8 @@ impl ServiceStore for SqlStore {
     }
 
     async fn service_counts(&self, scope: &RegionCode, from_ms: i64, to_ms: i64, year: i64, by_child: bool) -> Result<Vec<RegionIndicatorCounts>> {
-        let (lo, hi) = scope.subtree_bounds();
+        // Read from the running counts kept by migration 0007's triggers (service_stats.rs): a
+        // county over a year is a few hundred rows, its townships' a few thousand.
         let digits = if by_child {
             match scope.level() {
                 cuncun_domain::RegionLevel::Province => 4,
@@ -987,77 +986,121 @@ impl ServiceStore for SqlStore {
         } else {
             scope.level().digits()
         };
-        let key = format!("SUBSTR(village_code, 1, {digits})");
-        // On SQLite, the period picks the rows (request-time index), not the region (see tickets()).
-        let tcol = if self.backend() == Backend::Sqlite && scope.level() != cuncun_domain::RegionLevel::Village { "+village_code" } else { "village_code" };
+        let p = scope.short();
+        let (lo, hi) = (format!("{p:0<digits$}"), format!("{p:9<digits$}"));
         let mut acc: std::collections::BTreeMap<String, IndicatorCounts> = std::collections::BTreeMap::new();
-        // Tickets and households are grouped by their whole village code (read in index order on
-        // SQLite, no sort of a million prefixes in a temp b-tree) and summed per prefix here.
-        let prefix = |r: &AnyRow| -> Result<String> {
-            let v: String = r.try_get(0)?;
-            Ok(v.get(..digits).unwrap_or(&v).to_string())
-        };
-        let tickets = sqlx::query(&format!(
-            "SELECT village_code, COUNT(*), \
-             CAST(COALESCE(SUM(CASE WHEN resolved_at_ms IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN resolved_at_ms IS NOT NULL AND resolved_at_ms - created_at_ms <= {SLA_MS} THEN 1 ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN resolved_at_ms IS NOT NULL THEN resolved_at_ms - created_at_ms ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN rating IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN rating >= 4 THEN 1 ELSE 0 END), 0) AS BIGINT) \
-             FROM ticket WHERE {tcol} BETWEEN $1 AND $2 AND created_at_ms >= $3 AND created_at_ms < $4 \
-             AND status <> 'cancelled' GROUP BY village_code"
-        ))
-        .bind(lo.as_str())
-        .bind(hi.as_str())
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(self.pool())
-        .await?;
-        for r in &tickets {
-            let c = acc.entry(prefix(r)?).or_default();
-            c.tickets += r.try_get::<i64, _>(1)?;
-            c.closed += r.try_get::<i64, _>(2)?;
-            c.closed_24h += r.try_get::<i64, _>(3)?;
-            c.close_ms_sum += r.try_get::<i64, _>(4)?;
-            c.complaints += r.try_get::<i64, _>(5)?;
-            c.rated += r.try_get::<i64, _>(6)?;
-            c.satisfied += r.try_get::<i64, _>(7)?;
+        // Whole Beijing days of the period come from the day counts; a part-day at either end (a
+        // period that does not start or end at midnight) is counted from the tickets themselves.
+        let first_day = (from_ms + BEIJING_OFFSET_MS + DAY_MS - 1).div_euclid(DAY_MS);
+        let end_day = (to_ms + BEIJING_OFFSET_MS).div_euclid(DAY_MS);
+        let day_ms = |d: i64| d * DAY_MS - BEIJING_OFFSET_MS;
+        let mut raw = Vec::new();
+        if first_day < end_day {
+            if from_ms < day_ms(first_day) {
+                raw.push((from_ms, day_ms(first_day)));
+            }
+            if day_ms(end_day) < to_ms {
+                raw.push((day_ms(end_day), to_ms));
+            }
+            let measures = ticket_measures();
+            let cols = measures.iter().map(|(m, _)| format!("CAST(SUM({m}) AS BIGINT)")).collect::<Vec<_>>().join(", ");
+            let rows = sqlx::query(&format!(
+                "SELECT region_code, {cols} FROM ticket_day_stats WHERE digits = $1 AND region_code BETWEEN $2 AND $3 \
+                 AND day >= $4 AND day < $5 GROUP BY region_code"
+            ))
+            .bind(digits as i64)
+            .bind(&lo)
+            .bind(&hi)
+            .bind(first_day)
+            .bind(end_day)
+            .fetch_all(self.pool())
+            .await?;
+            for r in &rows {
+                add_ticket_counts(acc.entry(r.try_get(0)?).or_default(), r)?;
+            }
+        } else if from_ms < to_ms {
+            raw.push((from_ms, to_ms));
         }
-        let households = sqlx::query(&format!(
-            "SELECT village_code, COUNT(*), CAST(COALESCE(SUM({COMPLETE_SQL}), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN {CARE_SQL} THEN 1 ELSE 0 END), 0) AS BIGINT) \
-             FROM household WHERE village_code BETWEEN $1 AND $2 GROUP BY village_code"
-        ))
-        .bind(lo.as_str())
-        .bind(hi.as_str())
+        for (from, to) in raw {
+            self.raw_ticket_counts(scope, digits, from, to, &mut acc).await?;
+        }
+        let households = sqlx::query(
+            "SELECT region_code, households, complete_households, care_households FROM household_stats \
+             WHERE digits = $1 AND region_code BETWEEN $2 AND $3",
+        )
+        .bind(digits as i64)
+        .bind(&lo)
+        .bind(&hi)
         .fetch_all(self.pool())
         .await?;
         for r in &households {
-            let c = acc.entry(prefix(r)?).or_default();
+            let c = acc.entry(r.try_get(0)?).or_default();
             c.households += r.try_get::<i64, _>(1)?;
             c.complete_households += r.try_get::<i64, _>(2)?;
             c.care_households += r.try_get::<i64, _>(3)?;
         }
-        // At most VISITS_PER_YEAR visits count per household.
-        let visits = sqlx::query(&format!(
-            "SELECT k, CAST(SUM(CASE WHEN n > {VISITS_PER_YEAR} THEN {VISITS_PER_YEAR} ELSE n END) AS BIGINT) FROM \
-             (SELECT {key} AS k, household_id, COUNT(*) AS n FROM care_visit \
-              WHERE year = $3 AND village_code BETWEEN $1 AND $2 GROUP BY {key}, household_id) v GROUP BY k"
-        ))
-        .bind(lo.as_str())
-        .bind(hi.as_str())
-        .bind(year)
-        .fetch_all(self.pool())
-        .await?;
+        let visits = sqlx::query("SELECT region_code, visits_done FROM visit_stats WHERE digits = $1 AND region_code BETWEEN $2 AND $3 AND year = $4")
+            .bind(digits as i64)
+            .bind(&lo)
+            .bind(&hi)
+            .bind(year)
+            .fetch_all(self.pool())
+            .await?;
         for r in &visits {
-            acc.entry(r.try_get(0)?).or_default().visits_done = r.try_get(1)?;
+            acc.entry(r.try_get(0)?).or_default().visits_done += r.try_get::<i64, _>(1)?;
         }
         acc.into_iter()
+            // Counts that went back to zero (all of a village's tickets cancelled, say) are no region's figure.
+            .filter(|(_, c)| *c != IndicatorCounts::default())
             .map(|(k, counts)| {
                 let region_code = RegionCode::parse(&k).map_err(|e| bad("region prefix", e))?;
                 Ok(RegionIndicatorCounts { region_code, counts })
             })
             .collect()
+    }
+
+}
+
+/// Adds a row of (key, tickets, closed, closed_24h, close_ms_sum, complaints, rated, satisfied).
+fn add_ticket_counts(c: &mut IndicatorCounts, r: &AnyRow) -> Result<()> {
+    c.tickets += r.try_get::<i64, _>(1)?;
+    c.closed += r.try_get::<i64, _>(2)?;
+    c.closed_24h += r.try_get::<i64, _>(3)?;
+    c.close_ms_sum += r.try_get::<i64, _>(4)?;
+    c.complaints += r.try_get::<i64, _>(5)?;
+    c.rated += r.try_get::<i64, _>(6)?;
+    c.satisfied += r.try_get::<i64, _>(7)?;
+    Ok(())
+}
+
+impl SqlStore {
+    /// Ticket counts of [from, to) read from the tickets, summed per region prefix of `digits`.
+    async fn raw_ticket_counts(
+        &self,
+        scope: &RegionCode,
+        digits: usize,
+        from: i64,
+        to: i64,
+        acc: &mut std::collections::BTreeMap<String, IndicatorCounts>,
+    ) -> Result<()> {
+        let (lo, hi) = scope.subtree_bounds();
+        let measures = ticket_measures();
+        let cols = measures.iter().map(|(_, e)| format!("CAST(COALESCE(SUM({e}), 0) AS BIGINT)")).collect::<Vec<_>>().join(", ");
+        // Grouped by the whole village code (index order on SQLite) and summed per prefix here.
+        let rows = sqlx::query(&format!(
+            "SELECT village_code, {cols} FROM ticket WHERE village_code BETWEEN $1 AND $2 \
+             AND created_at_ms >= $3 AND created_at_ms < $4 AND {TICKET_FILTER} GROUP BY village_code"
+        ))
+        .bind(lo)
+        .bind(hi)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &rows {
+            let v: String = r.try_get(0)?;
+            add_ticket_counts(acc.entry(v.get(..digits).unwrap_or(&v).to_string()).or_default(), r)?;
+        }
+        Ok(())
     }
 }

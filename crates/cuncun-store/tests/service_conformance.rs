@@ -390,3 +390,136 @@ async fn historic_tickets_load_in_bulk() {
         assert_eq!(s.tickets(&f, 1000, 0).await.unwrap().len(), 100);
     }
 }
+
+/// The indicators read running counts kept by triggers (migration 0007). After a random history of
+/// requests, resolutions, ratings, reopenings, cancellations, household edits and visits, they
+/// must equal what the records themselves give, for any region and any period, whole days or not.
+#[tokio::test]
+async fn kept_counts_equal_the_records_after_any_history() {
+    for db in all_backends().await {
+        let s = &db.store;
+        seed(s).await;
+        let op = Actor::cli("test");
+        let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let villages = [V1, V2, V3];
+        let t0 = beijing_year_start(2026) + 40 * 24 * HOUR_MS;
+        // Households, some edited afterwards (moved, a field cleared, care flags changed).
+        let hs: Vec<HouseholdRecord> = (0..40)
+            .map(|i| {
+                let mut h = household(villages[next(3) as usize], &format!("户{i}"), next(3) == 0);
+                if next(5) == 0 {
+                    h.phone = String::new();
+                }
+                h
+            })
+            .collect();
+        s.import_households(&hs, "test", &op).await.unwrap();
+        let all = s.households_in(&rc("500236"), &HouseholdQuery::default(), 1000, 0).await.unwrap();
+        for h in all.iter().take(12) {
+            let mut r = h.rec.clone();
+            match next(3) {
+                0 => r.village_code = rc(villages[next(3) as usize]),
+                1 => r.address = String::new(),
+                _ => r.care_disabled = !r.care_disabled,
+            }
+            s.update_household(h.id, &r, &op).await.unwrap();
+        }
+        // Visits: up to three to a special-care household.
+        let care = s.households_in(&rc("500236"), &HouseholdQuery { care_only: true, ..Default::default() }, 1000, 0).await.unwrap();
+        for h in &care {
+            for d in 0..next(4) as i64 {
+                s.record_visit(h.id, None, t0 + d * 24 * HOUR_MS, "上门", &op).await.unwrap();
+            }
+        }
+        // Tickets across 40 days at any minute, each taken some way along its lifecycle.
+        for _ in 0..150 {
+            let at = t0 + next(40 * 24 * 60) as i64 * 60_000;
+            let mut t = repair(villages[next(3) as usize], Some(at));
+            if next(6) == 0 {
+                t.kind = TicketKind::Complaint;
+            }
+            let id = s.create_ticket(&t, &op).await.unwrap().ticket.id;
+            let done = at + (1 + next(40) as i64) * HOUR_MS;
+            let steps: Vec<TicketAction> = match next(6) {
+                0 => vec![],
+                1 => vec![TicketAction::Cancel { reason: "重复".into() }],
+                2 => vec![TicketAction::Resolve { note: "好".into() }],
+                3 => vec![TicketAction::Resolve { note: "好".into() }, TicketAction::Confirm { rating: 1 + next(5) as u8 }],
+                4 => vec![TicketAction::Resolve { note: "好".into() }, TicketAction::Reopen { reason: "又坏".into() }],
+                _ => vec![
+                    TicketAction::Resolve { note: "好".into() },
+                    TicketAction::Reopen { reason: "又坏".into() },
+                    TicketAction::Resolve { note: "好".into() },
+                    TicketAction::Confirm { rating: 1 + next(5) as u8 },
+                ],
+            };
+            for (k, step) in steps.iter().enumerate() {
+                s.transition_ticket(id, step, &op, done + k as i64 * HOUR_MS).await.unwrap();
+            }
+        }
+        // What the records give.
+        let households = s.households_in(&rc("500236"), &HouseholdQuery::default(), 1000, 0).await.unwrap();
+        let mut visits = std::collections::HashMap::new();
+        for h in &households {
+            let n = s.visits_of(h.id).await.unwrap().iter().filter(|v| v.year == 2026).count() as i64;
+            visits.insert(h.id, n.min(VISITS_PER_YEAR));
+        }
+        let (households, visits) = (&households, &visits);
+        let expected = |scope: &RegionCode, from: i64, to: i64| {
+            let scope = scope.clone();
+            async move {
+            let mut f = TicketFilter::scope(&scope);
+            f.from_ms = Some(from);
+            f.to_ms = Some(to);
+            let mut c = IndicatorCounts::default();
+            for t in s.tickets(&f, 10_000, 0).await.unwrap().iter().filter(|t| t.status != TicketStatus::Cancelled) {
+                c.tickets += 1;
+                if let Some(r) = t.resolved_at_ms {
+                    c.closed += 1;
+                    c.closed_24h += (r - t.created_at_ms <= SLA_MS) as i64;
+                    c.close_ms_sum += r - t.created_at_ms;
+                }
+                c.complaints += (t.kind == TicketKind::Complaint) as i64;
+                c.rated += t.rating.is_some() as i64;
+                c.satisfied += (t.rating.unwrap_or(0) >= 4) as i64;
+            }
+            for h in households.iter().filter(|h| scope.contains(&h.rec.village_code)) {
+                let r = &h.rec;
+                c.households += 1;
+                let complete = !r.head_name.is_empty() && !r.phone.is_empty() && !r.address.is_empty() && r.hamlet.as_deref().is_some_and(|x| !x.is_empty()) && r.reception.is_some();
+                c.complete_households += complete as i64;
+                let care = r.care_elderly || r.care_children || r.care_disabled;
+                c.care_households += care as i64;
+                c.visits_done += visits[&h.id];
+            }
+            c
+            }
+        };
+        for (scope, from, to) in [
+            ("500236", t0, t0 + 40 * 24 * HOUR_MS),
+            ("500236", t0 - 24 * HOUR_MS, t0 + 20 * 24 * HOUR_MS),
+            ("500236", t0 + 7 * HOUR_MS + 123_456, t0 + 13 * 24 * HOUR_MS + 5 * HOUR_MS),
+            ("500236", t0 + 3 * HOUR_MS, t0 + 9 * HOUR_MS),
+            ("500236100", t0 + 11 * HOUR_MS, t0 + 39 * 24 * HOUR_MS + 1),
+            (V3, t0 + 24 * HOUR_MS, t0 + 30 * 24 * HOUR_MS + 17 * 60_000),
+        ] {
+            let scope = rc(scope);
+            let got = s.service_counts(&scope, from, to, 2026, false).await.unwrap();
+            let want = expected(&scope, from, to).await;
+            assert_eq!(got.len(), 1, "{:?} {scope}", s.backend());
+            assert_eq!(got[0].counts, want, "{:?} {scope} [{from}, {to})", s.backend());
+            // Each child region equals its own records too.
+            for r in s.service_counts(&scope, from, to, 2026, true).await.unwrap() {
+                assert_eq!(r.counts, expected(&r.region_code, from, to).await, "{:?} child {}", s.backend(), r.region_code);
+            }
+        }
+        // Visits are kept as recorded: the counts rely on it.
+        assert!(sqlx::query("DELETE FROM care_visit").execute(s.pool()).await.is_err(), "{:?}", s.backend());
+    }
+}

@@ -1,0 +1,225 @@
+//! Running counts behind the service indicators (migration 0007).
+//!
+//! The indicators page must answer in well under 100 ms with a million households and a million
+//! tickets in a county, which rules out reading the rows per request. Each count is kept per
+//! region at every level (province, city, county, township, village: `stat_digits`) and per
+//! Beijing day (tickets) or year (visits), by triggers in the same transaction as the change, so a
+//! county's figure over a year is ~365 rows and its townships' ~30 x 365.
+//!
+//! The measures are written once here and used three ways: the triggers that keep the counts, the
+//! backfill of existing rows, and the request-time query over the raw rows for the part of a
+//! period that is not whole days.
+
+use crate::Backend;
+use cuncun_domain::service::{SLA_MS, VISITS_PER_YEAR};
+
+/// A kept count: rows of `source` (filtered) summed per village prefix and `keys`.
+struct Kept {
+    table: &'static str,
+    source: &'static str,
+    filter: &'static str,
+    /// Extra key columns beyond (digits, region_code), with their expression over the source row.
+    keys: &'static [(&'static str, &'static str)],
+    measures: Vec<(&'static str, String)>,
+    /// Source columns whose change moves a row's contribution (SQLite `UPDATE OF`).
+    watched: &'static str,
+}
+
+/// Beijing (UTC+8) day number of a time in epoch milliseconds.
+pub(crate) const DAY_SQL: &str = "(created_at_ms + 28800000) / 86400000";
+pub(crate) const DAY_MS: i64 = 86_400_000;
+pub(crate) const BEIJING_OFFSET_MS: i64 = 28_800_000;
+
+pub(crate) fn ticket_measures() -> Vec<(&'static str, String)> {
+    vec![
+        ("tickets", "1".into()),
+        ("closed", "CASE WHEN resolved_at_ms IS NOT NULL THEN 1 ELSE 0 END".into()),
+        ("closed_24h", format!("CASE WHEN resolved_at_ms IS NOT NULL AND resolved_at_ms - created_at_ms <= {SLA_MS} THEN 1 ELSE 0 END")),
+        ("close_ms_sum", "CASE WHEN resolved_at_ms IS NOT NULL THEN resolved_at_ms - created_at_ms ELSE 0 END".into()),
+        ("complaints", "CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END".into()),
+        ("rated", "CASE WHEN rating IS NOT NULL THEN 1 ELSE 0 END".into()),
+        ("satisfied", "CASE WHEN rating >= 4 THEN 1 ELSE 0 END".into()),
+    ]
+}
+pub(crate) const TICKET_FILTER: &str = "status <> 'cancelled'";
+
+/// Data completeness: every required field filled (reception mode may be "none").
+pub(crate) const COMPLETE_SQL: &str = "CASE WHEN head_name <> '' AND phone <> '' AND address <> '' \
+    AND COALESCE(hamlet, '') <> '' AND coverage_modes <> '' THEN 1 ELSE 0 END";
+pub(crate) const CARE_SQL: &str = "(care_elderly + care_children + care_disabled) > 0";
+
+fn kept() -> Vec<Kept> {
+    vec![
+        Kept {
+            table: "ticket_day_stats",
+            source: "ticket",
+            filter: TICKET_FILTER,
+            keys: &[("day", DAY_SQL)],
+            measures: ticket_measures(),
+            watched: "status, kind, village_code, created_at_ms, resolved_at_ms, rating",
+        },
+        Kept {
+            table: "household_stats",
+            source: "household",
+            filter: "1 = 1",
+            keys: &[],
+            measures: vec![
+                ("households", "1".into()),
+                ("complete_households", COMPLETE_SQL.into()),
+                ("care_households", format!("CASE WHEN {CARE_SQL} THEN 1 ELSE 0 END")),
+            ],
+            watched: "village_code, hamlet, head_name, phone, address, coverage_modes, care_elderly, care_children, care_disabled",
+        },
+    ]
+}
+
+fn key_cols(k: &Kept) -> String {
+    let mut cols = vec!["digits", "region_code"];
+    cols.extend(k.keys.iter().map(|(c, _)| *c));
+    cols.join(", ")
+}
+
+fn measure_cols(k: &Kept) -> String {
+    k.measures.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ")
+}
+
+/// `SELECT digits, prefix, keys..., measures...` over `rows` (an alias of source rows) joined with
+/// every level, each measure multiplied by `sign` and, when `grouped`, summed.
+fn select(k: &Kept, backend: Backend, rows: &str, sign: &str, grouped: bool) -> String {
+    let digits = match backend {
+        Backend::Sqlite => "d.digits",
+        Backend::Postgres => "d.digits::int",
+    };
+    let mut out = vec!["d.digits".to_string(), format!("SUBSTR(r.village_code, 1, {digits})")];
+    // Key and measure expressions name the source row's columns unqualified: stat_digits has
+    // only `digits`, so they resolve to the row.
+    out.extend(k.keys.iter().map(|(_, e)| e.to_string()));
+    for (_, e) in &k.measures {
+        out.push(if grouped { format!("SUM({sign} * ({e}))") } else { format!("{sign} * ({e})") });
+    }
+    let group = if grouped {
+        let n = 2 + k.keys.len();
+        let list = (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+        format!(" GROUP BY {list} ORDER BY {list}")
+    } else {
+        String::new()
+    };
+    format!("SELECT {} FROM {rows} r CROSS JOIN stat_digits d WHERE {}{group}", out.join(", "), k.filter)
+}
+
+fn upsert_tail(k: &Kept) -> String {
+    let sets = k.measures.iter().map(|(m, _)| format!("{m} = {t}.{m} + excluded.{m}", t = k.table)).collect::<Vec<_>>().join(", ");
+    format!(" ON CONFLICT ({}) DO UPDATE SET {sets}", key_cols(k))
+}
+
+fn insert_head(k: &Kept) -> String {
+    format!("INSERT INTO {} ({}, {})", k.table, key_cols(k), measure_cols(k))
+}
+
+/// Triggers, views and backfill for migration 0007 on `backend`.
+pub(crate) fn migration_sql(backend: Backend) -> String {
+    let mut sql = String::new();
+    for k in kept() {
+        // Backfill what is already there.
+        sql += &format!("{} {}{};\n", insert_head(&k), select(&k, backend, k.source, "1", true), upsert_tail(&k));
+        match backend {
+            Backend::Sqlite => {
+                // Row triggers: the old contribution leaves before the change, the new one
+                // arrives after it; the source row is read by id (primary key).
+                let apply = |sign: &str, which: &str| {
+                    format!(
+                        "{} {}{};",
+                        insert_head(&k),
+                        select(&k, backend, &format!("(SELECT * FROM {} WHERE id = {which}.id)", k.source), sign, false),
+                        upsert_tail(&k)
+                    )
+                };
+                let t = k.table;
+                let s = k.source;
+                sql += &format!("CREATE TRIGGER {t}_ins AFTER INSERT ON {s} BEGIN {} END;\n", apply("1", "NEW"));
+                sql += &format!("CREATE TRIGGER {t}_upd_old BEFORE UPDATE OF {} ON {s} BEGIN {} END;\n", k.watched, apply("-1", "OLD"));
+                sql += &format!("CREATE TRIGGER {t}_upd_new AFTER UPDATE OF {} ON {s} BEGIN {} END;\n", k.watched, apply("1", "NEW"));
+                sql += &format!("CREATE TRIGGER {t}_del BEFORE DELETE ON {s} BEGIN {} END;\n", apply("-1", "OLD"));
+            }
+            Backend::Postgres => {
+                // Statement triggers with transition tables: a bulk import of a million rows is
+                // one grouped upsert, not a million. The statement is built once with the
+                // transition table and sign as format() arguments.
+                let q = format!("{} {}{}", insert_head(&k), select(&k, backend, "%1$I", "%2$s", true), upsert_tail(&k)).replace('\'', "''");
+                let t = k.table;
+                let s = k.source;
+                sql += &format!(
+                    "CREATE FUNCTION {t}_apply() RETURNS trigger LANGUAGE plpgsql AS $f$\n\
+                     DECLARE q text := '{q}';\n\
+                     BEGIN\n\
+                       IF TG_OP <> 'INSERT' THEN EXECUTE format(q, 'old_rows', -1); END IF;\n\
+                       IF TG_OP <> 'DELETE' THEN EXECUTE format(q, 'new_rows', 1); END IF;\n\
+                       RETURN NULL;\n\
+                     END $f$;\n\
+                     CREATE TRIGGER {t}_ins AFTER INSERT ON {s} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {t}_apply();\n\
+                     CREATE TRIGGER {t}_upd AFTER UPDATE ON {s} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {t}_apply();\n\
+                     CREATE TRIGGER {t}_del AFTER DELETE ON {s} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {t}_apply();\n"
+                );
+            }
+        }
+    }
+    sql += &visit_sql(backend);
+    sql
+}
+
+/// Visits: at most VISITS_PER_YEAR count per household and year, so a visit counts when it is among
+/// the first two of its household's year (visits are append-only; a trigger refuses changes).
+fn visit_sql(backend: Backend) -> String {
+    let n = VISITS_PER_YEAR;
+    let digits = match backend {
+        Backend::Sqlite => "d.digits",
+        Backend::Postgres => "d.digits::int",
+    };
+    // Counting visits of `rows` that rank within the first n of their household's year.
+    let counted = |rows: &str| {
+        format!(
+            "INSERT INTO visit_stats (digits, region_code, year, visits_done) \
+             SELECT d.digits, SUBSTR(x.village_code, 1, {digits}), x.year, COUNT(*) FROM \
+             (SELECT c.id, c.village_code, c.year, ROW_NUMBER() OVER (PARTITION BY c.household_id, c.year ORDER BY c.id) AS rn \
+              FROM care_visit c WHERE c.household_id IN (SELECT household_id FROM {rows})) x \
+             CROSS JOIN stat_digits d WHERE x.rn <= {n} AND x.id IN (SELECT id FROM {rows}) \
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
+             ON CONFLICT (digits, region_code, year) DO UPDATE SET visits_done = visit_stats.visits_done + excluded.visits_done"
+        )
+    };
+    let mut sql = format!("{};\n", counted("care_visit"));
+    match backend {
+        Backend::Sqlite => {
+            sql += &format!(
+                "CREATE TRIGGER visit_stats_ins AFTER INSERT ON care_visit BEGIN {}; END;\n\
+                 CREATE TRIGGER care_visit_kept BEFORE UPDATE ON care_visit BEGIN SELECT RAISE(ABORT, 'care visits are kept as recorded'); END;\n\
+                 CREATE TRIGGER care_visit_kept_del BEFORE DELETE ON care_visit BEGIN SELECT RAISE(ABORT, 'care visits are kept as recorded'); END;\n",
+                counted("(SELECT NEW.id AS id, NEW.household_id AS household_id)")
+            );
+        }
+        Backend::Postgres => {
+            sql += &format!(
+                "CREATE FUNCTION visit_stats_apply() RETURNS trigger LANGUAGE plpgsql AS $f$\n\
+                 BEGIN {}; RETURN NULL; END $f$;\n\
+                 CREATE TRIGGER visit_stats_ins AFTER INSERT ON care_visit REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION visit_stats_apply();\n\
+                 CREATE FUNCTION care_visit_kept() RETURNS trigger LANGUAGE plpgsql AS $f$\n\
+                 BEGIN RAISE EXCEPTION 'care visits are kept as recorded'; END $f$;\n\
+                 CREATE TRIGGER care_visit_kept BEFORE UPDATE OR DELETE ON care_visit FOR EACH STATEMENT EXECUTE FUNCTION care_visit_kept();\n",
+                counted("new_rows")
+            );
+        }
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_statement_quotes_are_doubled_inside_the_function() {
+        let sql = migration_sql(Backend::Postgres);
+        assert!(sql.contains("status <> ''cancelled''"), "{sql}");
+        assert!(sql.contains("REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"));
+    }
+}
