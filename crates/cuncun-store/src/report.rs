@@ -21,6 +21,7 @@ pub struct VillageCoverage {
     pub code: RegionCode,
     pub name: String,
     pub counts: CoverageCounts,
+    pub sites: SiteCounts,
 }
 
 /// A hamlet with its households and the emergency terminals serving it.
@@ -32,6 +33,19 @@ pub struct HamletCoverage {
     pub households: i64,
     pub population: i64,
     pub terminals: i64,
+    /// Transmitter sites in service in the hamlet.
+    pub transmitters: i64,
+}
+
+/// An emergency terminal in service with the hamlet it is assigned to (None: unassigned).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TerminalHamlet {
+    pub id: i64,
+    pub ebrid: String,
+    pub name: String,
+    pub kind: String,
+    pub village_code: String,
+    pub hamlet_id: Option<i64>,
 }
 
 /// Online time of one terminal over a period.
@@ -85,13 +99,155 @@ pub struct EvidenceFile {
     pub bytes: Vec<u8>,
 }
 
-/// Messages (by the author's region) and terminal deliveries (by the terminal's region) of a period.
+/// Broadcasts approved in a period, seen from a region (docs/INDICATORS.md, "Broadcasts").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BroadcastCounts {
-    /// (priority, drill, messages approved in the period).
+    /// (priority, drill, messages): distinct messages whose target reached the region (an area
+    /// inside it or containing it, or a named terminal in it). NOT additive: a message for two
+    /// counties counts once in each county and once in their city.
     pub messages: Vec<(String, bool, i64)>,
-    /// (priority, terminals targeted, terminals that received).
-    pub deliveries: Vec<(String, i64, i64)>,
+    /// (priority, terminal deliveries, received, played): one per (message, terminal in the
+    /// region). Additive: a city's are the sums of its counties'.
+    pub deliveries: Vec<(String, i64, i64, i64)>,
+}
+
+/// Kinds of transmitter site (发射台/转播台).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransmitterKind {
+    Tv,
+    Fm,
+    Dtmb,
+    Mw,
+    Relay,
+}
+
+impl TransmitterKind {
+    pub const ALL: [TransmitterKind; 5] = [Self::Tv, Self::Fm, Self::Dtmb, Self::Mw, Self::Relay];
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Tv => "tv",
+            Self::Fm => "fm",
+            Self::Dtmb => "dtmb",
+            Self::Mw => "mw",
+            Self::Relay => "relay",
+        }
+    }
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Self::Tv => "电视发射台",
+            Self::Fm => "调频广播发射台",
+            Self::Dtmb => "地面数字电视发射台",
+            Self::Mw => "中波广播发射台",
+            Self::Relay => "差转台/转播台",
+        }
+    }
+    pub fn name_en(self) -> &'static str {
+        match self {
+            Self::Tv => "TV transmitter",
+            Self::Fm => "FM transmitter",
+            Self::Dtmb => "DTMB transmitter",
+            Self::Mw => "Medium-wave transmitter",
+            Self::Relay => "Relay station",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.key() == s.trim())
+    }
+}
+
+/// A transmitter site as entered (new or edited).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewTransmitterSite {
+    pub name: String,
+    pub kind: TransmitterKind,
+    /// The administrative village the site stands in (12 digits, level 5).
+    pub village_code: RegionCode,
+    pub hamlet_id: Option<i64>,
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
+    /// Channels / frequencies, e.g. "FM 97.5 MHz, FM 101.2 MHz" or "DS-23".
+    pub frequencies: String,
+    /// Transmitter power in watts.
+    pub power_w: Option<f64>,
+    pub in_service: bool,
+}
+
+/// A registered transmitter site.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransmitterSite {
+    pub id: i64,
+    #[serde(flatten)]
+    pub site: NewTransmitterSite,
+    pub hamlet: Option<String>,
+    pub updated_at_ms: i64,
+    pub updated_by: String,
+}
+
+/// Checks a site before it is stored: clear messages naming the field.
+pub fn check_site(s: &NewTransmitterSite) -> Result<()> {
+    let bad = |m: String| Err(crate::StoreError::Invalid(m));
+    if s.name.trim().is_empty() {
+        return bad("name: required".into());
+    }
+    if s.name.chars().count() > 100 {
+        return bad("name: at most 100 characters".into());
+    }
+    if s.village_code.level() != RegionLevel::Village {
+        return bad(format!("village_code: {} is not an administrative village (12 digits, level 5)", s.village_code));
+    }
+    if s.frequencies.trim().is_empty() {
+        return bad("frequencies: give the channels or frequencies (e.g. FM 97.5 MHz, DS-23)".into());
+    }
+    if s.frequencies.chars().count() > 200 {
+        return bad("frequencies: at most 200 characters".into());
+    }
+    if s.lon.is_some() != s.lat.is_some() {
+        return bad("location: give both longitude and latitude, or neither".into());
+    }
+    if s.lon.is_some_and(|x| !(-180.0..=180.0).contains(&x)) {
+        return bad("lon: must lie between -180 and 180".into());
+    }
+    if s.lat.is_some_and(|x| !(-90.0..=90.0).contains(&x)) {
+        return bad("lat: must lie between -90 and 90".into());
+    }
+    if s.power_w.is_some_and(|p| !p.is_finite() || p <= 0.0 || p > 10_000_000.0) {
+        return bad("power_w: must be a positive number of watts".into());
+    }
+    Ok(())
+}
+
+/// Transmitter and front-end sites of a region (additive over disjoint regions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SiteCounts {
+    /// Transmitter sites registered, and those in service.
+    pub transmitters: i64,
+    pub transmitters_in_service: i64,
+    /// Front-ends (village/township broadcast rooms) and adapters in service (`eb_resource`).
+    pub front_ends: i64,
+    pub adapters: i64,
+}
+
+impl SiteCounts {
+    pub fn add(&mut self, o: &SiteCounts) {
+        self.transmitters += o.transmitters;
+        self.transmitters_in_service += o.transmitters_in_service;
+        self.front_ends += o.front_ends;
+        self.adapters += o.adapters;
+    }
+}
+
+/// A household missing fields required for data completeness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncompleteHousehold {
+    pub id: i64,
+    pub village_code: RegionCode,
+    pub hamlet: String,
+    pub head_name: String,
+    pub phone: String,
+    pub address: String,
+    /// Keys of [`cuncun_domain::service::COMPLETENESS_FIELDS`] that are empty.
+    pub missing: Vec<&'static str>,
 }
 
 /// Terminals now: in service, online, reporting faults.
@@ -121,6 +277,8 @@ pub trait ReportStore: Send + Sync {
     async fn village_coverage(&self, scope: &RegionCode) -> Result<Vec<VillageCoverage>>;
     /// Hamlets of the scope with the terminals serving them (assigned, or named after the hamlet).
     async fn hamlet_coverage(&self, scope: &RegionCode) -> Result<Vec<HamletCoverage>>;
+    /// Emergency terminals in service in the scope with their assigned hamlets, in code order.
+    async fn terminal_hamlets(&self, scope: &RegionCode, limit: i64) -> Result<Vec<TerminalHamlet>>;
     /// Says which hamlet a terminal serves (None clears). Audited.
     async fn set_terminal_hamlet(&self, resource_id: i64, hamlet_id: Option<i64>, actor: &Actor) -> Result<()>;
 
@@ -133,6 +291,20 @@ pub trait ReportStore: Send + Sync {
     async fn tickets_per_day(&self, scope: &RegionCode, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, i64)>>;
     /// Care visits made in [from_ms, to_ms).
     async fn visits_between(&self, scope: &RegionCode, from_ms: i64, to_ms: i64) -> Result<i64>;
+    /// Households of the scope missing a field required for data completeness, by village and
+    /// id, at most `limit`.
+    async fn incomplete_households(&self, scope: &RegionCode, limit: i64) -> Result<Vec<IncompleteHousehold>>;
+
+    /// Transmitter and front-end sites grouped by the first `digits` digits of the village code.
+    async fn sites_grouped(&self, scope: &RegionCode, digits: usize) -> Result<BTreeMap<String, SiteCounts>>;
+    /// Transmitter sites of the scope, by village and name.
+    async fn transmitter_sites(&self, scope: &RegionCode) -> Result<Vec<TransmitterSite>>;
+    async fn transmitter_site(&self, id: i64) -> Result<Option<TransmitterSite>>;
+    /// Registers a site. Audited (`transmitter.add`).
+    async fn add_transmitter_site(&self, s: &NewTransmitterSite, actor: &Actor) -> Result<TransmitterSite>;
+    /// Replaces a site's record (taking it out of service sets `in_service` false). Audited
+    /// (`transmitter.update`).
+    async fn update_transmitter_site(&self, id: i64, s: &NewTransmitterSite, actor: &Actor) -> Result<TransmitterSite>;
 
     /// Targets set on the region and its ancestors.
     async fn targets_for(&self, region: &RegionCode) -> Result<Vec<TargetRow>>;
@@ -181,6 +353,8 @@ pub struct RegionBasis {
     pub code: RegionCode,
     pub name: String,
     pub basis: Basis,
+    /// Transmitter and front-end sites now.
+    pub sites: SiteCounts,
 }
 
 /// The monthly report of a region.
@@ -198,6 +372,8 @@ pub struct MonthlyReport {
     pub visits: i64,
     pub broadcasts: BroadcastCounts,
     pub terminals: TerminalCounts,
+    /// Transmitter and front-end sites now (the sum of the children's).
+    pub sites: SiteCounts,
     pub children: Vec<RegionBasis>,
 }
 
@@ -231,17 +407,20 @@ pub async fn bases(store: &dyn Store, scope: &RegionCode, month: Month, now_ms: 
     let coverage = store.coverage_grouped(scope, digits).await?;
     let service = store.service_counts(scope, from, to, month.year, true).await?;
     let online = store.online_summary(scope, from, to, now_ms, digits, false).await?;
-    let mut by: BTreeMap<String, Basis> = BTreeMap::new();
+    let mut by: BTreeMap<String, (Basis, SiteCounts)> = BTreeMap::new();
     for (k, c) in coverage {
-        by.entry(k).or_default().coverage = c;
+        by.entry(k).or_default().0.coverage = c;
     }
     for r in service {
-        by.entry(r.region_code.short().to_string()).or_default().service = r.counts;
+        by.entry(r.region_code.short().to_string()).or_default().0.service = r.counts;
     }
     for (k, (on, exp)) in &online.by_group {
-        let b = by.entry(k.clone()).or_default();
+        let b = &mut by.entry(k.clone()).or_default().0;
         b.online_ms = *on;
         b.expected_ms = *exp;
+    }
+    for (k, c) in store.sites_grouped(scope, digits).await? {
+        by.entry(k).or_default().1 = c;
     }
     let names: BTreeMap<String, String> = store
         .children(scope)
@@ -251,11 +430,11 @@ pub async fn bases(store: &dyn Store, scope: &RegionCode, month: Month, now_ms: 
         .collect();
     let mut total = Basis::default();
     let mut children = Vec::new();
-    for (k, b) in by {
+    for (k, (b, sites)) in by {
         total.add(&b);
         let code = RegionCode::parse(&k).map_err(|e| crate::StoreError::Invalid(format!("region prefix {k}: {e}")))?;
         let name = names.get(code.short()).cloned().unwrap_or_else(|| code.short().to_string());
-        children.push(RegionBasis { code, name, basis: b });
+        children.push(RegionBasis { code, name, basis: b, sites });
     }
     Ok((total, children, online))
 }
@@ -289,6 +468,10 @@ pub async fn monthly_report(store: &dyn Store, scope: &RegionCode, month: Month,
         visits: store.visits_between(scope, from, to).await?,
         broadcasts: store.broadcast_counts(scope, from, to).await?,
         terminals: store.terminal_counts(scope).await?,
+        sites: children.iter().fold(SiteCounts::default(), |mut a, k| {
+            a.add(&k.sites);
+            a
+        }),
         basis,
         children,
     })

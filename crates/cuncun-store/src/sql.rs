@@ -17,6 +17,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "0005_indicators", include_str!("../migrations/sqlite/0005_indicators.sql")),
     (6, "0006_cap", include_str!("../migrations/sqlite/0006_cap.sql")),
     (7, "0007_service_stats", include_str!("../migrations/sqlite/0007_service_stats.sql")),
+    (8, "0008_sites", include_str!("../migrations/sqlite/0008_sites.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -26,6 +27,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "0005_indicators", include_str!("../migrations/postgres/0005_indicators.sql")),
     (6, "0006_cap", include_str!("../migrations/postgres/0006_cap.sql")),
     (7, "0007_service_stats", include_str!("../migrations/postgres/0007_service_stats.sql")),
+    (8, "0008_sites", include_str!("../migrations/postgres/0008_sites.sql")),
 ];
 
 pub struct SqlStore {

@@ -144,6 +144,7 @@ impl ReportStore for SqlStore {
 
     async fn village_coverage(&self, scope: &RegionCode) -> Result<Vec<VillageCoverage>> {
         let mut counts = self.coverage_grouped(scope, 12).await?;
+        let mut sites = self.sites_grouped(scope, 12).await?;
         let (lo, hi) = scope.subtree_bounds();
         let rows = sqlx::query("SELECT code, name FROM region WHERE level = 5 AND code BETWEEN $1 AND $2 ORDER BY code")
             .bind(lo.as_str())
@@ -157,6 +158,7 @@ impl ReportStore for SqlStore {
                     code: RegionCode::parse(&c).map_err(|e| bad("village code", e))?,
                     name: r.try_get(1)?,
                     counts: counts.remove(&c).unwrap_or_default(),
+                    sites: sites.remove(&c).unwrap_or_default(),
                 })
             })
             .collect()
@@ -166,7 +168,8 @@ impl ReportStore for SqlStore {
         let (lo, hi) = scope.subtree_bounds();
         let rows = sqlx::query(&format!(
             "SELECT h.id, h.village_code, h.name, h.households, h.population, \
-             (SELECT COUNT(*) FROM eb_resource r WHERE {cond}) FROM hamlet h \
+             (SELECT COUNT(*) FROM eb_resource r WHERE {cond}), \
+             (SELECT COUNT(*) FROM transmitter_site t WHERE t.hamlet_id = h.id AND t.in_service <> 0) FROM hamlet h \
              WHERE h.village_code BETWEEN $1 AND $2 ORDER BY h.village_code, h.name",
             cond = serves_hamlet_cond(),
         ))
@@ -184,6 +187,32 @@ impl ReportStore for SqlStore {
                     households: r.try_get(3)?,
                     population: r.try_get(4)?,
                     terminals: r.try_get(5)?,
+                    transmitters: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn terminal_hamlets(&self, scope: &RegionCode, limit: i64) -> Result<Vec<TerminalHamlet>> {
+        let (lo, hi) = scope.subtree_bounds();
+        let rows = sqlx::query(&format!(
+            "SELECT id, ebrid, name, kind, region_code, hamlet_id FROM eb_resource WHERE region_code BETWEEN $1 AND $2 \
+             AND retired_at_ms IS NULL AND kind IN {TERMINAL_KINDS} ORDER BY region_code, kind, id LIMIT $3"
+        ))
+        .bind(lo.as_str())
+        .bind(hi.as_str())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TerminalHamlet {
+                    id: r.try_get(0)?,
+                    ebrid: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    kind: r.try_get(3)?,
+                    village_code: r.try_get(4)?,
+                    hamlet_id: r.try_get(5)?,
                 })
             })
             .collect()
@@ -329,22 +358,44 @@ impl ReportStore for SqlStore {
 
     async fn broadcast_counts(&self, scope: &RegionCode, from_ms: i64, to_ms: i64) -> Result<BroadcastCounts> {
         let (lo, hi) = scope.subtree_bounds();
+        // Messages: distinct, by where they were aimed (docs/INDICATORS.md). A month holds few
+        // messages, so their areas are read and matched here.
         let msgs = sqlx::query(
-            "SELECT priority, drill, COUNT(*) FROM eb_message WHERE owner_region BETWEEN $1 AND $2 \
-             AND approved_at_ms >= $3 AND approved_at_ms < $4 AND msg_type = 'broadcast' \
-             GROUP BY priority, drill ORDER BY priority, drill",
+            "SELECT id, priority, drill, areas FROM eb_message \
+             WHERE approved_at_ms >= $1 AND approved_at_ms < $2 AND msg_type = 'broadcast'",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let named: std::collections::HashSet<i64> = sqlx::query(
+            "SELECT DISTINCT t.message_id FROM eb_message_terminal t JOIN eb_message m ON m.id = t.message_id \
+             JOIN eb_resource r ON r.id = t.resource_id WHERE r.region_code BETWEEN $1 AND $2 \
+             AND m.approved_at_ms >= $3 AND m.approved_at_ms < $4",
         )
         .bind(lo.as_str())
         .bind(hi.as_str())
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(self.pool())
-        .await?;
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+        let mut by: BTreeMap<(String, bool), i64> = BTreeMap::new();
+        for r in &msgs {
+            let id: i64 = r.try_get(0)?;
+            let areas: String = r.try_get(3)?;
+            if named.contains(&id) || message_reaches(&areas, scope) {
+                *by.entry((r.try_get(1)?, r.try_get::<i64, _>(2)? != 0)).or_insert(0) += 1;
+            }
+        }
         let deliveries = sqlx::query(&format!(
-            "SELECT m.priority, COUNT(*), {received} FROM eb_delivery d JOIN eb_message m ON m.id = d.message_id \
+            "SELECT m.priority, COUNT(*), {received}, {played} FROM eb_delivery d JOIN eb_message m ON m.id = d.message_id \
              JOIN eb_resource r ON r.id = d.resource_id WHERE r.region_code BETWEEN $1 AND $2 \
              AND m.approved_at_ms >= $3 AND m.approved_at_ms < $4 GROUP BY m.priority ORDER BY m.priority",
             received = when("d.stage BETWEEN 1 AND 3"),
+            played = when("d.stage BETWEEN 2 AND 3"),
         ))
         .bind(lo.as_str())
         .bind(hi.as_str())
@@ -353,11 +404,11 @@ impl ReportStore for SqlStore {
         .fetch_all(self.pool())
         .await?;
         Ok(BroadcastCounts {
-            messages: msgs
+            messages: by.into_iter().map(|((p, d), n)| (p, d, n)).collect(),
+            deliveries: deliveries
                 .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? != 0, r.try_get(2)?)))
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
                 .collect::<Result<_>>()?,
-            deliveries: deliveries.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect::<Result<_>>()?,
         })
     }
 
@@ -390,6 +441,96 @@ impl ReportStore for SqlStore {
         .fetch_one(self.pool())
         .await?
         .try_get(0)?)
+    }
+
+    async fn incomplete_households(&self, scope: &RegionCode, limit: i64) -> Result<Vec<IncompleteHousehold>> {
+        let (lo, hi) = scope.subtree_bounds();
+        // The negation of the completeness condition of `service_counts` (sql_service.rs,
+        // COMPLETE_SQL); report_conformance checks that the two agree.
+        let rows = sqlx::query(
+            "SELECT id, village_code, COALESCE(hamlet, ''), head_name, phone, address, coverage_modes FROM household \
+             WHERE village_code BETWEEN $1 AND $2 AND (head_name = '' OR phone = '' OR address = '' \
+             OR COALESCE(hamlet, '') = '' OR coverage_modes = '') ORDER BY village_code, id LIMIT $3",
+        )
+        .bind(lo.as_str())
+        .bind(hi.as_str())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let v: String = r.try_get(1)?;
+                let fields: [String; 5] = [r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(2)?, r.try_get(6)?];
+                // In the order of COMPLETENESS_FIELDS: head_name, phone, address, hamlet, reception.
+                let missing = cuncun_domain::service::COMPLETENESS_FIELDS
+                    .iter()
+                    .zip(&fields)
+                    .filter(|(_, v)| v.trim().is_empty())
+                    .map(|(k, _)| *k)
+                    .collect();
+                let [head_name, phone, address, hamlet, _] = fields;
+                Ok(IncompleteHousehold {
+                    id: r.try_get(0)?,
+                    village_code: RegionCode::parse(&v).map_err(|e| bad("household village", e))?,
+                    hamlet,
+                    head_name,
+                    phone,
+                    address,
+                    missing,
+                })
+            })
+            .collect()
+    }
+
+    async fn sites_grouped(&self, scope: &RegionCode, digits: usize) -> Result<BTreeMap<String, SiteCounts>> {
+        let digits = check_digits(digits)?;
+        let (lo, hi) = scope.subtree_bounds();
+        let mut acc: BTreeMap<String, SiteCounts> = BTreeMap::new();
+        let rows = sqlx::query(&format!(
+            "SELECT village_code, COUNT(*), {live}, 0, 0 FROM transmitter_site WHERE village_code BETWEEN $1 AND $2 \
+             GROUP BY village_code UNION ALL \
+             SELECT region_code, 0, 0, {fe}, {ad} FROM eb_resource WHERE region_code BETWEEN $1 AND $2 \
+             AND retired_at_ms IS NULL AND kind IN ('front_end', 'adapter') GROUP BY region_code",
+            live = when("in_service <> 0"),
+            fe = when("kind = 'front_end'"),
+            ad = when("kind = 'adapter'"),
+        ))
+        .bind(lo.as_str())
+        .bind(hi.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        for r in &rows {
+            let c = acc.entry(prefix(r, digits)?).or_default();
+            c.add(&SiteCounts {
+                transmitters: r.try_get(1)?,
+                transmitters_in_service: r.try_get(2)?,
+                front_ends: r.try_get(3)?,
+                adapters: r.try_get(4)?,
+            });
+        }
+        Ok(acc)
+    }
+
+    async fn transmitter_sites(&self, scope: &RegionCode) -> Result<Vec<TransmitterSite>> {
+        let (lo, hi) = scope.subtree_bounds();
+        let rows = sqlx::query(&format!("{SITE_SELECT} WHERE t.village_code BETWEEN $1 AND $2 ORDER BY t.village_code, t.name"))
+            .bind(lo.as_str())
+            .bind(hi.as_str())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(site_of).collect()
+    }
+
+    async fn transmitter_site(&self, id: i64) -> Result<Option<TransmitterSite>> {
+        sqlx::query(&format!("{SITE_SELECT} WHERE t.id = $1")).bind(id).fetch_optional(self.pool()).await?.as_ref().map(site_of).transpose()
+    }
+
+    async fn add_transmitter_site(&self, s: &NewTransmitterSite, actor: &Actor) -> Result<TransmitterSite> {
+        self.write_site(None, s, actor).await
+    }
+
+    async fn update_transmitter_site(&self, id: i64, s: &NewTransmitterSite, actor: &Actor) -> Result<TransmitterSite> {
+        self.write_site(Some(id), s, actor).await
     }
 
     async fn targets_for(&self, region: &RegionCode) -> Result<Vec<TargetRow>> {
@@ -657,4 +798,121 @@ fn serves_hamlet_cond() -> String {
 
 fn serves_hamlet() -> String {
     format!("SELECT 1 FROM eb_resource r WHERE {}", serves_hamlet_cond())
+}
+
+/// Whether a message aimed at `areas` (comma-separated region codes) reaches `scope`: an area
+/// inside the scope, or one containing it.
+fn message_reaches(areas: &str, scope: &RegionCode) -> bool {
+    areas
+        .split(',')
+        .filter_map(|a| RegionCode::parse(a.trim()).ok())
+        .any(|a| scope.contains(&a) || a.contains(scope))
+}
+
+const SITE_SELECT: &str = "SELECT t.id, t.name, t.kind, t.village_code, t.hamlet_id, t.lon, t.lat, t.frequencies, t.power_w, \
+    t.in_service, t.updated_at_ms, t.updated_by, h.name FROM transmitter_site t LEFT JOIN hamlet h ON h.id = t.hamlet_id";
+
+fn site_of(r: &sqlx::any::AnyRow) -> Result<TransmitterSite> {
+    let kind: String = r.try_get(2)?;
+    let v: String = r.try_get(3)?;
+    Ok(TransmitterSite {
+        id: r.try_get(0)?,
+        site: NewTransmitterSite {
+            name: r.try_get(1)?,
+            kind: TransmitterKind::parse(&kind).ok_or_else(|| bad("transmitter kind", &kind))?,
+            village_code: RegionCode::parse(&v).map_err(|e| bad("transmitter village", e))?,
+            hamlet_id: r.try_get(4)?,
+            lon: r.try_get(5)?,
+            lat: r.try_get(6)?,
+            frequencies: r.try_get(7)?,
+            power_w: r.try_get(8)?,
+            in_service: r.try_get::<i64, _>(9)? != 0,
+        },
+        updated_at_ms: r.try_get(10)?,
+        updated_by: r.try_get(11)?,
+        hamlet: r.try_get(12)?,
+    })
+}
+
+/// A site as JSON for the audit log.
+fn site_line(s: &NewTransmitterSite) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+impl SqlStore {
+    /// Adds (id None) or replaces a transmitter site, with its audit entry, in one transaction.
+    async fn write_site(&self, id: Option<i64>, s: &NewTransmitterSite, actor: &Actor) -> Result<TransmitterSite> {
+        check_site(s)?;
+        let mut w = self.begin_write().await?;
+        let exists: Option<i64> = sqlx::query("SELECT level FROM region WHERE code = $1")
+            .bind(s.village_code.as_str())
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(format!("village {}", s.village_code)));
+        }
+        if let Some(h) = s.hamlet_id {
+            let village: Option<String> = sqlx::query("SELECT village_code FROM hamlet WHERE id = $1")
+                .bind(h)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            match village {
+                None => return Err(StoreError::NotFound(format!("hamlet {h}"))),
+                Some(v) if v != s.village_code.as_str() => {
+                    return Err(StoreError::Invalid(format!("hamlet_id: hamlet {h} lies in village {v}, the site in {}", s.village_code)));
+                }
+                Some(_) => {}
+            }
+        }
+        let before = match id {
+            Some(id) => {
+                let row = sqlx::query(&format!("{SITE_SELECT} WHERE t.id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("transmitter site {id}")))?;
+                site_line(&site_of(&row)?.site)
+            }
+            None => String::new(),
+        };
+        let (sql, action) = match id {
+            None => (
+                "INSERT INTO transmitter_site (name, kind, village_code, hamlet_id, lon, lat, frequencies, power_w, in_service, updated_at_ms, updated_by) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id",
+                "transmitter.add",
+            ),
+            Some(_) => (
+                "UPDATE transmitter_site SET name = $1, kind = $2, village_code = $3, hamlet_id = $4, lon = $5, lat = $6, \
+                 frequencies = $7, power_w = $8, in_service = $9, updated_at_ms = $10, updated_by = $11 WHERE id = $12 RETURNING id",
+                "transmitter.update",
+            ),
+        };
+        let mut q = sqlx::query(sql)
+            .bind(s.name.trim())
+            .bind(s.kind.key())
+            .bind(s.village_code.as_str())
+            .bind(s.hamlet_id)
+            .bind(s.lon)
+            .bind(s.lat)
+            .bind(s.frequencies.trim())
+            .bind(s.power_w)
+            .bind(i64::from(s.in_service))
+            .bind(now_ms())
+            .bind(actor.0.as_str());
+        if let Some(id) = id {
+            q = q.bind(id);
+        }
+        let new_id: i64 = q
+            .fetch_one(&mut *w.tx)
+            .await
+            .map_err(|e| crate::sql::conflict_or(e, || format!("name: village {} already has a site named {:?}", s.village_code, s.name.trim())))?
+            .try_get(0)?;
+        self.append_audit(&mut w.tx, actor, action, "transmitter_site", &new_id.to_string(), &before, &site_line(s)).await?;
+        w.tx.commit().await?;
+        self.transmitter_site(new_id).await?.ok_or_else(|| StoreError::NotFound(format!("transmitter site {new_id}")))
+    }
 }

@@ -3,12 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cuncun_domain::eb::ResourceKind;
+use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
+use cuncun_domain::protocol::Stage;
 use cuncun_domain::indicators::{CheckStatus, Month, NineHaves};
 use cuncun_domain::model::*;
 use cuncun_domain::service::*;
 use cuncun_domain::RegionCode;
-use cuncun_store::eb::{EbStore, NewResource, StatusChange};
+use cuncun_store::eb::{EbStore, NewMessage, NewResource, ReceiptIn, StatusChange};
 use cuncun_store::report::*;
 use cuncun_store::service::*;
 use cuncun_store::testing::all_backends;
@@ -138,6 +139,70 @@ async fn seed(s: &SqlStore) -> Fixture {
     terminal(s, B1, ResourceKind::OutdoorLoudspeaker, "昔格达1号大喇叭", long_ago).await;
     terminal(s, B1, ResourceKind::OutdoorLoudspeaker, "昔格达2号大喇叭", long_ago).await;
     Fixture { a_loud, a_blip }
+}
+
+
+/// A broadcast aimed at `areas`, approved (targets fixed) and dated `approved_ms`.
+async fn approved_message(s: &SqlStore, owner: &str, areas: &[&str], priority: &str, approved_ms: i64) -> cuncun_store::eb::Message {
+    let m = s
+        .create_message(
+            &NewMessage {
+                platform: Ebrid::generate(&rc(owner), ResourceKind::Platform, 1).unwrap(),
+                msg_type: "broadcast".into(),
+                related_ebmid: None,
+                priority: priority.into(),
+                drill: false,
+                event_type: "11B03".into(),
+                severity: 2,
+                title: "暴雨橙色预警".into(),
+                body: "预计未来6小时有暴雨".into(),
+                lang: "zho".into(),
+                audio_sha256: None,
+                audio_size: None,
+                areas: areas.iter().map(|a| rc(a)).collect(),
+                terminals: vec![],
+                start_ms: 0,
+                end_ms: approved_ms + DAY,
+                repeat_count: 1,
+                volume: None,
+                source: "local".into(),
+                owner_region: rc(owner),
+                author_id: None,
+            },
+            &op(),
+        )
+        .await
+        .unwrap();
+    s.transition_message(m.id, MessageStatus::Draft, MessageStatus::Submitted, None, &op()).await.unwrap();
+    let m = s.transition_message(m.id, MessageStatus::Submitted, MessageStatus::Approved, Some(1), &op()).await.unwrap();
+    sqlx::query("UPDATE eb_message SET approved_at_ms = $1 WHERE id = $2").bind(approved_ms).bind(m.id).execute(s.pool()).await.unwrap();
+    m
+}
+
+/// Per priority, the sums of two regions' terminal deliveries.
+fn sum_deliveries(a: &BroadcastCounts, b: &BroadcastCounts) -> Vec<(String, i64, i64, i64)> {
+    let mut by: std::collections::BTreeMap<String, (i64, i64, i64)> = Default::default();
+    for (p, t, r, pl) in a.deliveries.iter().chain(&b.deliveries) {
+        let e = by.entry(p.clone()).or_default();
+        e.0 += t;
+        e.1 += r;
+        e.2 += pl;
+    }
+    by.into_iter().map(|(p, (t, r, pl))| (p, t, r, pl)).collect()
+}
+
+fn site(village: &str, name: &str, kind: TransmitterKind) -> NewTransmitterSite {
+    NewTransmitterSite {
+        name: name.into(),
+        kind,
+        village_code: rc(village),
+        hamlet_id: None,
+        lon: Some(101.7),
+        lat: Some(26.5),
+        frequencies: "FM 97.5 MHz".into(),
+        power_w: Some(300.0),
+        in_service: true,
+    }
 }
 
 #[tokio::test]
@@ -291,6 +356,15 @@ async fn monthly_report_baoshan_and_city_equals_sum_of_counties() {
             .await
             .unwrap();
         let now = june().end_ms() + 5 * DAY;
+        // Broadcasts: one warning for both counties (played by A's first loudspeaker), one
+        // routine item for A1, one of May (not counted); sites: two in A (one out of service), one in B.
+        let both = approved_message(s, CITY, &[A, B], "emergency", june().start_ms() + 3 * DAY).await;
+        s.apply_receipts(&[ReceiptIn { ebrid: f.a_loud.clone(), ebmid: both.ebmid.clone(), stage: Stage::Started, ts: 1, reason: None }]).await.unwrap();
+        approved_message(s, A, &[A1], "routine", june().start_ms() + 5 * DAY).await;
+        approved_message(s, CITY, &[CITY], "emergency", june().start_ms() - DAY).await;
+        s.add_transmitter_site(&site(A1, "干坝子调频转播台", TransmitterKind::Relay), &op()).await.unwrap();
+        s.add_transmitter_site(&NewTransmitterSite { in_service: false, ..site(A2, "混撒拉电视差转台", TransmitterKind::Tv) }, &op()).await.unwrap();
+        s.add_transmitter_site(&site(B1, "昔格达地面数字电视发射台", TransmitterKind::Dtmb), &op()).await.unwrap();
 
         let b = monthly_report(s, &rc(B), june(), now).await.unwrap();
         let e = b.evaluation("closure_24h").unwrap();
@@ -307,6 +381,14 @@ async fn monthly_report_baoshan_and_city_equals_sum_of_counties() {
         let mut sum = a.basis.clone();
         sum.add(&b.basis);
         assert_eq!(city.basis, sum);
+        let mut sites = a.sites;
+        sites.add(&b.sites);
+        assert_eq!(city.sites, sites);
+        assert_eq!((city.sites.transmitters, city.sites.transmitters_in_service), (3, 2));
+        // Terminal deliveries and plays are additive; messages are counted where they were aimed.
+        assert_eq!(city.broadcasts.deliveries, sum_deliveries(&a.broadcasts, &b.broadcasts));
+        assert_eq!(a.broadcasts.deliveries, vec![("emergency".to_string(), 4, 1, 1), ("routine".to_string(), 3, 0, 0)]);
+        assert_eq!(b.broadcasts.deliveries, vec![("emergency".to_string(), 2, 0, 0)]);
         assert_eq!(city.children.len(), 2);
         assert_eq!(city.children[0].basis, a.basis);
         assert_eq!(city.children[1].basis, b.basis);
@@ -415,5 +497,111 @@ async fn an_outage_opens_one_ticket_for_the_steward() {
         let fault = s.open_outage_tickets(t0 + 22 * H, 4 * H).await.unwrap();
         assert_eq!(fault.iter().map(|o| (o.ebrid.as_str(), o.kind.as_str())).collect::<Vec<_>>(), vec![(f.a_blip.as_str(), "fault")]);
         assert!(s.open_outage_tickets(t0 + 30 * H, 4 * H).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_message_for_two_counties_counts_once_in_the_city_and_once_in_each() {
+    for db in all_backends().await {
+        let s = &db.store;
+        seed(s).await;
+        let at = june().start_ms() + 3 * DAY;
+        approved_message(s, CITY, &[A, B], "emergency", at).await;
+        approved_message(s, A, &["510411100"], "routine", at).await;
+        let now = june().end_ms() + DAY;
+        let msgs = |r: &MonthlyReport| r.broadcasts.messages.clone();
+        let city = monthly_report(s, &rc(CITY), june(), now).await.unwrap();
+        let a = monthly_report(s, &rc(A), june(), now).await.unwrap();
+        let b = monthly_report(s, &rc(B), june(), now).await.unwrap();
+        let e = |n| ("emergency".to_string(), false, n);
+        let r = |n| ("routine".to_string(), false, n);
+        assert_eq!(msgs(&city), vec![e(1), r(1)], "{:?}: distinct messages, not 1 + 1", s.backend());
+        assert_eq!(msgs(&a), vec![e(1), r(1)]);
+        assert_eq!(msgs(&b), vec![e(1)]);
+        // A village inside a targeted township, and the province above the city, see it too.
+        let v = monthly_report(s, &rc(A1), june(), now).await.unwrap();
+        assert_eq!(msgs(&v), vec![e(1), r(1)]);
+        assert_eq!(msgs(&monthly_report(s, &rc("51"), june(), now).await.unwrap()), vec![e(1), r(1)]);
+        // Deliveries: A's 4 and B's 2 terminals for the warning; the township's 4 for the routine item.
+        assert_eq!(city.broadcasts.deliveries, vec![("emergency".to_string(), 6, 0, 0), ("routine".to_string(), 4, 0, 0)]);
+        assert_eq!(city.broadcasts.deliveries, sum_deliveries(&a.broadcasts, &b.broadcasts));
+    }
+}
+
+#[tokio::test]
+async fn transmitter_sites_are_registered_checked_audited_and_counted() {
+    for db in all_backends().await {
+        let s = &db.store;
+        seed(s).await;
+        let hamlets = s.hamlet_coverage(&rc(A)).await.unwrap();
+        let wjw = hamlets.iter().find(|h| h.name == "王家湾").unwrap();
+        let ljb = hamlets.iter().find(|h| h.name == "李家坝").unwrap();
+        let fm = s.add_transmitter_site(&NewTransmitterSite { hamlet_id: Some(wjw.id), ..site(A1, "干坝子调频发射台", TransmitterKind::Fm) }, &op()).await.unwrap();
+        assert_eq!((fm.hamlet.as_deref(), fm.site.kind, fm.site.power_w), (Some("王家湾"), TransmitterKind::Fm, Some(300.0)), "{:?}", s.backend());
+        // Bad input is refused with the field named.
+        for (bad, field) in [
+            (NewTransmitterSite { hamlet_id: Some(ljb.id), ..site(A1, "X", TransmitterKind::Fm) }, "lies in village"),
+            (site(A1, " ", TransmitterKind::Fm), "name"),
+            (site("510411100", "镇上", TransmitterKind::Fm), "village_code"),
+            (NewTransmitterSite { frequencies: "".into(), ..site(A1, "Y", TransmitterKind::Fm) }, "frequencies"),
+            (NewTransmitterSite { lat: None, ..site(A1, "Z", TransmitterKind::Fm) }, "location"),
+            (NewTransmitterSite { power_w: Some(-5.0), ..site(A1, "W", TransmitterKind::Fm) }, "power_w"),
+        ] {
+            let err = s.add_transmitter_site(&bad, &op()).await.unwrap_err().to_string();
+            assert!(err.contains(field), "{field}: {err}");
+        }
+        let dup = s.add_transmitter_site(&site(A1, "干坝子调频发射台", TransmitterKind::Tv), &op()).await.unwrap_err();
+        assert!(matches!(dup, StoreError::Conflict(_)), "{dup}");
+        s.add_transmitter_site(&site(A2, "混撒拉差转台", TransmitterKind::Relay), &op()).await.unwrap();
+        // Taken out of service: still registered, no longer counted in service.
+        let mut off = fm.site.clone();
+        off.in_service = false;
+        off.frequencies = "FM 97.5 MHz, FM 101.2 MHz".into();
+        let off = s.update_transmitter_site(fm.id, &off, &op()).await.unwrap();
+        assert!(!off.site.in_service);
+        let log = s.audit_recent(10).await.unwrap();
+        let upd = log.iter().find(|e| e.action == "transmitter.update").unwrap();
+        assert!(upd.before.contains(r#""in_service":true"#) && upd.after.contains(r#""in_service":false"#), "{upd:?}");
+        assert!(log.iter().any(|e| e.action == "transmitter.add"));
+        assert_eq!(s.transmitter_sites(&rc(A)).await.unwrap().len(), 2);
+        assert!(s.transmitter_sites(&rc(B)).await.unwrap().is_empty());
+        // Front-ends count from the resource registry (retired ones do not).
+        terminal(s, A1, ResourceKind::FrontEnd, "干坝子村广播室", 0).await;
+        let (old, _) = terminal(s, A2, ResourceKind::FrontEnd, "混撒拉村旧广播室", 0).await;
+        sqlx::query("UPDATE eb_resource SET retired_at_ms = 1 WHERE id = $1").bind(old).execute(s.pool()).await.unwrap();
+        let g = s.sites_grouped(&rc(CITY), 6).await.unwrap();
+        let a = g.get("510411").unwrap();
+        assert_eq!((a.transmitters, a.transmitters_in_service, a.front_ends), (2, 1, 1));
+        assert!(!g.contains_key("510422"));
+        let villages = s.village_coverage(&rc(A)).await.unwrap();
+        assert_eq!(villages.iter().map(|v| (v.sites.transmitters, v.sites.front_ends)).collect::<Vec<_>>(), vec![(1, 1), (1, 0)]);
+        // Per hamlet: only sites in service.
+        s.update_transmitter_site(fm.id, &NewTransmitterSite { in_service: true, ..off.site.clone() }, &op()).await.unwrap();
+        let h = s.hamlet_coverage(&rc(A1)).await.unwrap();
+        assert_eq!(h.iter().map(|h| (h.name.as_str(), h.transmitters)).collect::<Vec<_>>(), vec![("王家湾", 1), ("石板沟", 0)]);
+    }
+}
+
+#[tokio::test]
+async fn incomplete_households_name_their_missing_fields_and_agree_with_the_indicator() {
+    for db in all_backends().await {
+        let s = &db.store;
+        seed(s).await;
+        let mut no_phone = hh(A1, "王家湾", 2, &[CoverageMode::Cable], false, false);
+        no_phone.phone = String::new();
+        let mut bare = hh(A2, "李家坝", 2, &[], false, false);
+        bare.hamlet = None;
+        bare.address = String::new();
+        bare.reception = None;
+        s.import_households(&[no_phone, bare], "t", &op()).await.unwrap();
+        let rows = s.incomplete_households(&rc(A), 100).await.unwrap();
+        assert_eq!(rows.iter().map(|r| r.missing.clone()).collect::<Vec<_>>(), vec![vec!["phone"], vec!["address", "hamlet", "reception"]], "{:?}", s.backend());
+        // The same households the indicator counts as incomplete.
+        for scope in [A, CITY] {
+            let c = s.service_counts(&rc(scope), 0, 1, 2025, false).await.unwrap().remove(0).counts;
+            let n = s.incomplete_households(&rc(scope), 1000).await.unwrap().len() as i64;
+            assert_eq!(n, c.households - c.complete_households, "{scope}");
+        }
+        assert!(s.incomplete_households(&rc(B), 100).await.unwrap().is_empty());
     }
 }

@@ -19,7 +19,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use cuncun_domain::RegionCode;
 use cuncun_domain::indicators::{self, CheckStatus, Evaluation, Month, NineHaves};
-use cuncun_domain::service::{percent, show_percent};
+use cuncun_domain::service::{VISITS_PER_YEAR, percent, show_percent};
 use cuncun_store::report::*;
 use cuncun_store::service::TicketFilter;
 use serde::Deserialize;
@@ -41,6 +41,9 @@ pub fn routes() -> Router<AppState> {
             get(checklist_page).post(checklist_post).layer(DefaultBodyLimit::max(MAX_EVIDENCE + 64 * 1024)),
         )
         .route("/report/checklist/{item}/file", get(checklist_file))
+        .route("/report/sites", get(sites_page).post(sites_add))
+        .route("/report/sites/{id}", get(site_page).post(site_update))
+        .route("/report/hamlets", get(hamlets_page).post(hamlet_assign))
 }
 
 // ---- text ----
@@ -82,7 +85,7 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("rp.priority", "类别", "Kind"),
     ("rp.drill", "演练", "drill"),
     ("rp.messages", "消息数", "Messages"),
-    ("rp.deliveries", "终端下发/接收", "Terminals targeted / received"),
+    ("rp.deliveries", "终端下发/接收/播放", "Terminal deliveries / received / played"),
     ("rp.by_region", "下级区域", "By region"),
     ("rp.problems", "问题行政村", "Problem villages"),
     ("rp.low_online", "近7日在线率", "Online rate, last 7 days"),
@@ -97,6 +100,31 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("rp.file", "附件", "File"),
     ("rp.nine_ones_link", "乡镇网点“九个一”清单", "Township outlets' \"nine ones\""),
     ("rp.updated", "更新", "Updated"),
+    ("rp.sites", "发射台站与前端", "Transmitter and front-end sites"),
+    ("rp.transmitters", "发射台站(在用/登记)", "Transmitter sites (in service / registered)"),
+    ("rp.front_ends", "前端/广播室", "Front-ends / broadcast rooms"),
+    ("rp.adapters", "适配器", "Adapters"),
+    ("rp.site_name", "名称", "Name"),
+    ("rp.site_kind", "类型", "Kind"),
+    ("rp.village_code", "行政村代码", "Village code"),
+    ("rp.hamlet", "自然村", "Hamlet"),
+    ("rp.none", "(无)", "(none)"),
+    ("rp.lon", "经度", "Longitude"),
+    ("rp.lat", "纬度", "Latitude"),
+    ("rp.frequencies", "频率/频道", "Frequencies / channels"),
+    ("rp.power_w", "功率(瓦)", "Power (W)"),
+    ("rp.in_service", "在用", "In service"),
+    ("rp.add_site", "登记发射台站", "Register a transmitter site"),
+    ("rp.edit_site", "修改发射台站", "Edit transmitter site"),
+    ("rp.no_sites", "尚未登记发射台站。", "No transmitter sites registered."),
+    ("rp.hamlets", "自然村覆盖与终端归属", "Hamlet coverage and terminal assignment"),
+    ("rp.assign", "指定自然村", "Assign to hamlet"),
+    ("rp.assigned", "所属自然村", "Hamlet served"),
+    ("rp.by_name", "未指定(按名称匹配)", "unassigned (matched by name)"),
+    ("rp.pick_village", "选择行政村以指定终端所属自然村:", "Open a village to assign its terminals to hamlets:"),
+    ("rp.msg_note", "消息数按播发目标区域统计:目标区域包含本区域或位于本区域内即计一次,同一条消息在市和其下每个相关区县各计一次,不可逐级相加;终端下发、接收、播放数按终端所在区域统计,可逐级相加。", "Messages are counted where they were aimed: once in every region their target area lies in or covers, so a message for two counties counts once in each and once in the city (not additive). Terminal deliveries, receipts and plays count by the terminal's region and add up from counties to city."),
+    ("rp.played", "播放", "played"),
+    ("rp.masked", "姓名与电话已按权限隐藏", "Names and phones are masked for your role"),
     ("rp.method", "计算口径见 docs/INDICATORS.md;城市数据为下辖区县记录的合并计算,不是逐级填报。", "Methods in docs/INDICATORS.md; a city's figures are computed on the union of its counties' records, never retyped."),
 ];
 
@@ -266,11 +294,17 @@ async fn monthly_page(State(state): State<AppState>, c: Caller, Query(q): Query<
     let r = monthly_report(state.store.as_ref(), &scope, month, cuncun_store::now_ms()).await?;
     let target = r.evaluation("online_rate").map(|e| e.target);
     let chrome = Chrome::of(&c, "/report");
-    let kid_heads = KID_COLUMNS.iter().map(|id| indicators::find(id).map(|d| if chrome.lang == crate::i18n::Lang::Zh { d.name_zh } else { d.name_en }).unwrap_or("")).collect();
+    let mut kid_heads: Vec<&'static str> = KID_COLUMNS.iter().map(|id| indicators::find(id).map(|d| if chrome.lang == crate::i18n::Lang::Zh { d.name_zh } else { d.name_en }).unwrap_or("")).collect();
+    kid_heads.extend([chrome.r("rp.transmitters"), chrome.r("rp.front_ends")]);
     let kids = r
         .children
         .iter()
-        .map(|k| (k.code.short().to_string(), k.name.clone(), KID_COLUMNS.iter().map(|id| show_percent(k.basis.value(id))).collect()))
+        .map(|k| {
+            let mut vals: Vec<String> = KID_COLUMNS.iter().map(|id| show_percent(k.basis.value(id))).collect();
+            vals.push(format!("{} / {}", k.sites.transmitters_in_service, k.sites.transmitters));
+            vals.push(k.sites.front_ends.to_string());
+            (k.code.short().to_string(), k.name.clone(), vals)
+        })
         .collect();
     let modes = cuncun_domain::model::CoverageMode::ALL.iter().zip(r.basis.coverage.by_mode).map(|(m, n)| (mode_name(*m), n)).collect();
     render(&MonthlyPage {
@@ -359,6 +393,10 @@ pub fn report_workbook(r: &MonthlyReport) -> Result<Vec<u8>, AppError> {
             ("其中有终端 covered".into(), c.big_hamlets_covered),
             ("应急广播终端 terminals".into(), c.terminals),
             ("当前在线 online now".into(), r.terminals.online),
+            ("发射台站 transmitter sites".into(), r.sites.transmitters),
+            ("其中在用 in service".into(), r.sites.transmitters_in_service),
+            ("前端/广播室 front-ends".into(), r.sites.front_ends),
+            ("适配器 adapters".into(), r.sites.adapters),
             ("报告故障 faulty now".into(), r.terminals.faulty),
             ("报修工单 tickets".into(), r.basis.service.tickets),
             ("24小时内办结 closed in 24 h".into(), r.basis.service.closed_24h),
@@ -373,6 +411,8 @@ pub fn report_workbook(r: &MonthlyReport) -> Result<Vec<u8>, AppError> {
         let ws = wb.add_worksheet().set_name("下级区域").map_err(xerr)?;
         let mut cols = vec!["代码 code", "名称 name", "户数 households", "工单 tickets", "终端 terminals"];
         cols.extend(indicators::CATALOGUE.iter().map(|d| d.id));
+        cols.extend(["发射台站 transmitter sites", "在用 in service", "前端 front-ends"]);
+        let site_col = 5 + indicators::CATALOGUE.len() as u16;
         head(ws, &cols)?;
         for (i, k) in r.children.iter().enumerate() {
             let row = i as u32 + 1;
@@ -386,6 +426,9 @@ pub fn report_workbook(r: &MonthlyReport) -> Result<Vec<u8>, AppError> {
                     ws.write_number_with_format(row, 5 + j as u16, v, &pct).map_err(xerr)?;
                 }
             }
+            ws.write_number(row, site_col, k.sites.transmitters as f64).map_err(xerr)?;
+            ws.write_number(row, site_col + 1, k.sites.transmitters_in_service as f64).map_err(xerr)?;
+            ws.write_number(row, site_col + 2, k.sites.front_ends as f64).map_err(xerr)?;
         }
     }
     {
@@ -413,7 +456,7 @@ pub fn report_workbook(r: &MonthlyReport) -> Result<Vec<u8>, AppError> {
     }
     {
         let ws = wb.add_worksheet().set_name("播发").map_err(xerr)?;
-        head(ws, &["类别 priority", "演练 drill", "消息 messages", "下发终端 targeted", "接收终端 received"])?;
+        head(ws, &["类别 priority", "演练 drill", "消息(不可逐级相加) messages (not additive)", "终端下发 terminal deliveries", "终端接收 received", "终端播放 played"])?;
         let mut row = 1;
         for (p, drill, n) in &r.broadcasts.messages {
             ws.write_string(row, 0, p).map_err(xerr)?;
@@ -421,12 +464,14 @@ pub fn report_workbook(r: &MonthlyReport) -> Result<Vec<u8>, AppError> {
             ws.write_number(row, 2, *n as f64).map_err(xerr)?;
             row += 1;
         }
-        for (p, targeted, received) in &r.broadcasts.deliveries {
+        for (p, targeted, received, played) in &r.broadcasts.deliveries {
             ws.write_string(row, 0, p).map_err(xerr)?;
             ws.write_number(row, 3, *targeted as f64).map_err(xerr)?;
             ws.write_number(row, 4, *received as f64).map_err(xerr)?;
+            ws.write_number(row, 5, *played as f64).map_err(xerr)?;
             row += 1;
         }
+        ws.write_string(row + 1, 0, "消息数按目标区域统计:目标区域包含本区域或位于本区域内即计一次,不可逐级相加;终端下发/接收/播放按终端所在区域统计,可逐级相加。Messages count once in every region they were aimed at (not additive); terminal figures add up.").map_err(xerr)?;
     }
     wb.save_to_buffer().map_err(xerr)
 }
@@ -556,9 +601,25 @@ struct DrillPage {
     heads: Vec<String>,
     rows: Vec<Vec<String>>,
     truncated: bool,
+    /// Names and phones are masked for the caller's role.
+    masked: bool,
 }
 
 const DRILL_LIMIT: usize = 1000;
+/// Special-care households read for the visit drill-down (sorted here, shortest of the plan first).
+const CARE_LIMIT: i64 = 20_000;
+
+/// A required household field's name (docs/INDICATORS.md, data completeness).
+fn field_name(key: &str) -> &'static str {
+    match key {
+        "head_name" => "户主 head",
+        "phone" => "电话 phone",
+        "address" => "地址 address",
+        "hamlet" => "自然村 hamlet",
+        "reception" => "收视方式 reception",
+        _ => "?",
+    }
+}
 
 async fn drill_page(State(state): State<AppState>, c: Caller, Path(id): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
     let (scope, month) = scope_checked(&state, &c, &q).await?;
@@ -574,6 +635,8 @@ async fn drill_page(State(state): State<AppState>, c: Caller, Path(id): Path<Str
         })
         .collect();
     let s = |v: &str| v.to_string();
+    let a = access(&state, &c).await?;
+    let (mut masked, mut truncated_source) = (false, false);
     let (heads, mut rows): (Vec<String>, Vec<Vec<String>>) = match def.id {
         "online_rate" => {
             let o = state.store.online_summary(&scope, month.start_ms(), month.end_ms(), now, 12, true).await?;
@@ -624,7 +687,45 @@ async fn drill_page(State(state): State<AppState>, c: Caller, Path(id): Path<Str
                     .collect(),
             )
         }
-        "care_visits" | "data_completeness" => (Vec::new(), Vec::new()),
+        "care_visits" => {
+            // Special-care households with this year's visits, those short of the plan first;
+            // personal data masked as on the service pages, a steward sees their villages only.
+            masked = !a.unmasked;
+            let mut plan: Vec<_> = state.store.visit_plan(&scope, month.year, CARE_LIMIT, 0).await?.into_iter().filter(|p| a.sees_village(&p.household.rec.village_code)).collect();
+            truncated_source = plan.len() as i64 >= CARE_LIMIT;
+            plan.sort_by_key(|p| (p.done.min(VISITS_PER_YEAR), p.household.rec.village_code.clone(), p.household.id));
+            (
+                vec![s("户主 head"), s("电话 phone"), s("行政村 village"), s("自然村 hamlet"), s("地址 address"), s("类别 care"), s("本年走访 visits this year"), s("达到2次 2 done")],
+                plan.into_iter()
+                    .map(|p| {
+                        let h = &p.household.rec;
+                        let care: Vec<&str> = [(h.care_elderly, "留守老人"), (h.care_children, "留守儿童"), (h.care_disabled, "残疾人")].iter().filter(|x| x.0).map(|x| x.1).collect();
+                        vec![
+                            a.name(&h.head_name),
+                            a.phone(&h.phone),
+                            h.village_code.short().to_string(),
+                            h.hamlet.clone().unwrap_or_default(),
+                            h.address.clone(),
+                            care.join("、"),
+                            p.done.to_string(),
+                            if p.done >= VISITS_PER_YEAR { s("是") } else { s("否") },
+                        ]
+                    })
+                    .collect(),
+            )
+        }
+        "data_completeness" => {
+            masked = !a.unmasked;
+            let rows = state.store.incomplete_households(&scope, CARE_LIMIT).await?;
+            truncated_source = rows.len() as i64 >= CARE_LIMIT;
+            (
+                vec![s("户主 head"), s("电话 phone"), s("行政村 village"), s("自然村 hamlet"), s("地址 address"), s("缺少 missing")],
+                rows.into_iter()
+                    .filter(|h| a.sees_village(&h.village_code))
+                    .map(|h| vec![a.name(&h.head_name), a.phone(&h.phone), h.village_code.short().to_string(), h.hamlet, h.address, h.missing.iter().map(|f| field_name(f)).collect::<Vec<_>>().join("、")])
+                    .collect(),
+            )
+        }
         _ => {
             // Coverage indicators: per village, the numerator and denominator.
             let vs = state.store.village_coverage(&scope).await?;
@@ -640,9 +741,9 @@ async fn drill_page(State(state): State<AppState>, c: Caller, Path(id): Path<Str
             )
         }
     };
-    let truncated = rows.len() > DRILL_LIMIT;
+    let truncated = truncated_source || rows.len() > DRILL_LIMIT;
     rows.truncate(DRILL_LIMIT);
-    render(&DrillPage { c: Chrome::of(&c, "/report/drill"), region: scope.short().to_string(), month: month.label(), e, kids, heads, rows, truncated })
+    render(&DrillPage { c: Chrome::of(&c, "/report/drill"), region: scope.short().to_string(), month: month.label(), e, kids, heads, rows, truncated, masked })
 }
 
 // ---- targets ----
@@ -780,6 +881,256 @@ async fn checklist_file(State(state): State<AppState>, c: Caller, Path(item): Pa
         f.bytes,
     )
         .into_response())
+}
+
+// ---- transmitter sites ----
+
+/// Who may register and edit transmitter sites and assign terminals to hamlets: those who keep
+/// the registry (administrators and broadcasters), within their region.
+fn ensure_registry_editor(c: &Caller) -> Result<(), AppError> {
+    if c.user.role.can_edit_regions() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("only administrators and broadcasters keep the site registry".into()))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "report/sites.html")]
+struct SitesPage {
+    c: Chrome,
+    region: String,
+    sites: Vec<TransmitterSite>,
+    counts: SiteCounts,
+    kinds: Vec<TransmitterKind>,
+    can_edit: bool,
+}
+
+impl Chrome {
+    /// An optional id equals an id (selected options).
+    pub fn same(&self, a: &Option<i64>, b: &i64) -> bool {
+        *a == Some(*b)
+    }
+    pub fn site_kind(&self, k: &TransmitterKind) -> &'static str {
+        if self.lang == crate::i18n::Lang::Zh { k.name_zh() } else { k.name_en() }
+    }
+}
+
+fn opt(v: &Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+impl SitesPage {
+    fn opt(&self, v: &Option<f64>) -> String {
+        opt(v)
+    }
+}
+
+async fn sites_page(State(state): State<AppState>, c: Caller, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
+    let (scope, _) = scope_checked(&state, &c, &q).await?;
+    let sites = state.store.transmitter_sites(&scope).await?;
+    let counts = state.store.sites_grouped(&scope, scope.level().digits()).await?.into_values().fold(SiteCounts::default(), |mut a, x| {
+        a.add(&x);
+        a
+    });
+    render(&SitesPage {
+        can_edit: c.user.role.can_edit_regions(),
+        c: Chrome::of(&c, "/report/sites"),
+        region: scope.short().to_string(),
+        sites,
+        counts,
+        kinds: TransmitterKind::ALL.to_vec(),
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct SiteForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub village_code: String,
+    #[serde(default)]
+    pub hamlet: String,
+    #[serde(default)]
+    pub lon: String,
+    #[serde(default)]
+    pub lat: String,
+    #[serde(default)]
+    pub frequencies: String,
+    #[serde(default)]
+    pub power_w: String,
+    /// Present ("1") when the box is ticked.
+    #[serde(default)]
+    pub in_service: String,
+}
+
+fn number(field: &str, v: &str) -> Result<Option<f64>, AppError> {
+    match v.trim() {
+        "" => Ok(None),
+        t => t.parse::<f64>().map(Some).map_err(|_| AppError::BadRequest(format!("{field}: {t:?} is not a number"))),
+    }
+}
+
+/// The form as a site, after the role and scope checks; the hamlet is given by name (or id)
+/// among the village's hamlets.
+async fn site_of_form(state: &AppState, c: &Caller, f: &SiteForm) -> Result<NewTransmitterSite, AppError> {
+    c.check_csrf(&f.csrf)?;
+    access(state, c).await?;
+    ensure_registry_editor(c)?;
+    let village_code = RegionCode::parse(f.village_code.trim()).map_err(|e| AppError::BadRequest(format!("village_code: {e}")))?;
+    c.ensure_scope(&village_code)?;
+    if village_code.level() != cuncun_domain::RegionLevel::Village {
+        return Err(AppError::BadRequest(format!("village_code: {} is not an administrative village (12 digits, level 5)", village_code.short())));
+    }
+    let kind = TransmitterKind::parse(&f.kind).ok_or_else(|| AppError::BadRequest(format!("kind: {:?} must be one of tv, fm, dtmb, mw, relay", f.kind)))?;
+    let hamlet_id = match f.hamlet.trim() {
+        "" => None,
+        h => {
+            let hs = state.store.hamlets(&village_code).await?;
+            Some(
+                hs.iter()
+                    .find(|x| x.name == h || x.id.to_string() == h)
+                    .map(|x| x.id)
+                    .ok_or_else(|| AppError::BadRequest(format!("hamlet: village {} has no hamlet {h:?}", village_code.short())))?,
+            )
+        }
+    };
+    Ok(NewTransmitterSite {
+        name: f.name.trim().to_string(),
+        kind,
+        village_code,
+        hamlet_id,
+        lon: number("lon", &f.lon)?,
+        lat: number("lat", &f.lat)?,
+        frequencies: f.frequencies.trim().to_string(),
+        power_w: number("power_w", &f.power_w)?,
+        in_service: !f.in_service.is_empty(),
+    })
+}
+
+async fn sites_add(State(state): State<AppState>, c: Caller, Form(f): Form<SiteForm>) -> Result<Response, AppError> {
+    let site = site_of_form(&state, &c, &f).await?;
+    let saved = state.store.add_transmitter_site(&site, &c.actor()).await?;
+    Ok(Redirect::to(&format!("/report/sites?region={}", saved.site.village_code.short())).into_response())
+}
+
+/// A site the caller may see (its village in the caller's region).
+async fn site_checked(state: &AppState, c: &Caller, id: i64) -> Result<TransmitterSite, AppError> {
+    access(state, c).await?;
+    let site = state.store.transmitter_site(id).await?.ok_or_else(|| AppError::NotFound(format!("transmitter site {id}")))?;
+    c.ensure_scope(&site.site.village_code)?;
+    Ok(site)
+}
+
+#[derive(Template)]
+#[template(path = "report/site_edit.html")]
+struct SiteEditPage {
+    c: Chrome,
+    region: String,
+    s: TransmitterSite,
+    hamlets: Vec<cuncun_domain::model::Hamlet>,
+    kinds: Vec<TransmitterKind>,
+    can_edit: bool,
+}
+
+impl SiteEditPage {
+    fn opt(&self, v: &Option<f64>) -> String {
+        opt(v)
+    }
+}
+
+async fn site_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
+    let s = site_checked(&state, &c, id).await?;
+    let hamlets = state.store.hamlets(&s.site.village_code).await?;
+    render(&SiteEditPage {
+        can_edit: c.user.role.can_edit_regions(),
+        c: Chrome::of(&c, "/report/sites"),
+        region: s.site.village_code.short().to_string(),
+        s,
+        hamlets,
+        kinds: TransmitterKind::ALL.to_vec(),
+    })
+}
+
+async fn site_update(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<SiteForm>) -> Result<Response, AppError> {
+    site_checked(&state, &c, id).await?;
+    let site = site_of_form(&state, &c, &f).await?;
+    let saved = state.store.update_transmitter_site(id, &site, &c.actor()).await?;
+    Ok(Redirect::to(&format!("/report/sites?region={}", saved.site.village_code.short())).into_response())
+}
+
+// ---- hamlet coverage and terminal assignment ----
+
+#[derive(Template)]
+#[template(path = "report/hamlets.html")]
+struct HamletsPage {
+    c: Chrome,
+    region: String,
+    is_village: bool,
+    hamlets: Vec<HamletCoverage>,
+    /// (terminal, its kind's name, the hamlet it is assigned to).
+    terminals: Vec<(TerminalHamlet, &'static str)>,
+    can_edit: bool,
+    min_households: i64,
+}
+
+async fn hamlets_page(State(state): State<AppState>, c: Caller, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
+    let (scope, _) = scope_checked(&state, &c, &q).await?;
+    let is_village = scope.level() == cuncun_domain::RegionLevel::Village;
+    let mut hamlets = state.store.hamlet_coverage(&scope).await?;
+    hamlets.truncate(DRILL_LIMIT);
+    let chrome = Chrome::of(&c, "/report/hamlets");
+    let terminals = if is_village {
+        state
+            .store
+            .terminal_hamlets(&scope, DRILL_LIMIT as i64)
+            .await?
+            .into_iter()
+            .map(|t| {
+                let kind = cuncun_domain::eb::ResourceKind::parse(&t.kind).map(|k| if chrome.lang == crate::i18n::Lang::Zh { k.name_zh() } else { k.name_en() }).unwrap_or("");
+                (t, kind)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    render(&HamletsPage {
+        can_edit: c.user.role.can_edit_regions(),
+        c: chrome,
+        region: scope.short().to_string(),
+        is_village,
+        hamlets,
+        terminals,
+        min_households: indicators::HAMLET_MIN_HOUSEHOLDS,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct AssignForm {
+    #[serde(default)]
+    pub csrf: String,
+    pub resource_id: i64,
+    /// Hamlet id; empty clears the assignment.
+    #[serde(default)]
+    pub hamlet_id: String,
+}
+
+async fn hamlet_assign(State(state): State<AppState>, c: Caller, Form(f): Form<AssignForm>) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    access(&state, &c).await?;
+    ensure_registry_editor(&c)?;
+    let r = state.store.resource(f.resource_id).await?.ok_or_else(|| AppError::NotFound(format!("terminal {}", f.resource_id)))?;
+    c.ensure_scope(&r.region_code)?;
+    let hamlet = match f.hamlet_id.trim() {
+        "" => None,
+        h => Some(h.parse::<i64>().map_err(|_| AppError::BadRequest(format!("hamlet_id: {h:?} is not a hamlet id")))?),
+    };
+    state.store.set_terminal_hamlet(r.id, hamlet, &c.actor()).await?;
+    Ok(Redirect::to(&format!("/report/hamlets?region={}", r.region_code.short())).into_response())
 }
 
 // ---- the repair loop ----

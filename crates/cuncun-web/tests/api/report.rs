@@ -243,8 +243,7 @@ async fn dashboard_lists_problem_villages() {
 /// ticket for its village's steward, within the loop's first round.
 #[tokio::test]
 async fn the_repair_loop_task_opens_one_ticket() {
-    use cuncun_domain::eb::ResourceKind;
-    use cuncun_store::eb::{NewResource, StatusChange};
+    use cuncun_store::eb::StatusChange;
     for db in cuncun_store::testing::all_backends().await {
         let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(cuncun_store::SqlStore::connect(&db.url).await.unwrap());
         let op = Actor::system();
@@ -260,24 +259,7 @@ async fn the_repair_loop_task_opens_one_ticket() {
             .add_steward(&StewardRecord { name: "管家乙".into(), phone: "13800001111".into(), region_code: rc("500236100"), user_id: None, villages: vec![rc(T2V)] }, &op)
             .await
             .unwrap();
-        let t = store
-            .add_resource(
-                &NewResource {
-                    kind: ResourceKind::OutdoorLoudspeaker,
-                    region_code: rc(T2V),
-                    name: "白帝村1号大喇叭".into(),
-                    vendor: String::new(),
-                    model: String::new(),
-                    lon: None,
-                    lat: None,
-                    install_date: String::new(),
-                    ebrid: None,
-                    secret_hash: String::new(),
-                },
-                &op,
-            )
-            .await
-            .unwrap();
+        let t = store.add_resource(&loudspeaker(T2V, "白帝村1号大喇叭"), &op).await.unwrap();
         let now = cuncun_store::now_ms();
         store
             .apply_status(&[StatusChange::Online { ebrid: t.ebrid.clone(), at_ms: now - 3 * H }, StatusChange::Offline { ebrid: t.ebrid.clone(), at_ms: now - 2 * H }])
@@ -302,5 +284,156 @@ async fn the_repair_loop_task_opens_one_ticket() {
         // Another round while it is still down opens nothing more.
         assert!(store.open_outage_tickets(cuncun_store::now_ms(), 3_600_000).await.unwrap().is_empty());
         drop(db);
+    }
+}
+
+fn loudspeaker(village: &str, name: &str) -> cuncun_store::eb::NewResource {
+    cuncun_store::eb::NewResource {
+        kind: cuncun_domain::eb::ResourceKind::OutdoorLoudspeaker,
+        region_code: rc(village),
+        name: name.into(),
+        vendor: String::new(),
+        model: String::new(),
+        lon: None,
+        lat: None,
+        install_date: String::new(),
+        ebrid: None,
+        secret_hash: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn transmitter_sites_are_kept_in_scope_audited_and_reported() {
+    for app in apps().await {
+        fixture(app.store.as_ref()).await;
+        let site = |csrf: &str, village: &str, kind: &str, power: &str| {
+            vec![
+                ("csrf", csrf.to_string()),
+                ("name", "白帝山调频转播台".to_string()),
+                ("kind", kind.to_string()),
+                ("village_code", village.to_string()),
+                ("hamlet", "大坪".to_string()),
+                ("lon", "109.57".to_string()),
+                ("lat", "31.04".to_string()),
+                ("frequencies", "FM 97.5 MHz; FM 101.2 MHz".to_string()),
+                ("power_w", power.to_string()),
+                ("in_service", "1".to_string()),
+            ]
+        };
+        // A viewer may not register; a township's administrator not outside the township.
+        let (viewer, vcsrf) = app.browser("t2view").await;
+        let r = viewer.post(format!("{}/report/sites", app.url)).form(&site(&vcsrf, T2V, "fm", "300")).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        let (t1, t1csrf) = app.browser("t1admin").await;
+        let r = t1.post(format!("{}/report/sites", app.url)).form(&site(&t1csrf, T2V, "fm", "300")).send().await.unwrap();
+        assert_eq!(r.status(), 403, "白帝村 is not in township 001");
+        let (b, csrf) = app.browser("t2cast").await;
+        for (form, what) in [(site(&csrf, T2V, "laser", "300"), "kind"), (site(&csrf, T2V, "fm", "lots"), "power_w"), (site(&csrf, "500236100", "fm", "300"), "village_code")] {
+            let r = b.post(format!("{}/report/sites", app.url)).form(&form).send().await.unwrap();
+            assert_eq!(r.status(), 400, "{what}");
+            assert!(r.text().await.unwrap().contains(what), "{what} named");
+        }
+        let r = b.post(format!("{}/report/sites", app.url)).form(&site(&csrf, T2V, "fm", "300")).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let list = b.get(format!("{}/report/sites?region=500236100", app.url)).send().await.unwrap().text().await.unwrap();
+        assert!(list.contains("白帝山调频转播台") && list.contains("调频广播发射台") && list.contains("大坪") && list.contains("FM 101.2 MHz"), "{list}");
+        assert!(list.contains("id=\"count-transmitters\">1 / 1<"));
+        let id = app.store.transmitter_sites(&rc(T2V)).await.unwrap()[0].id;
+        // The township 001 viewer cannot open it; the county sees it in the monthly report and workbook.
+        let r = app.browser("t1view").await.0.get(format!("{}/report/sites/{id}", app.url)).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        let admin = app.token("admin").await;
+        let month = Month::of_ms(cuncun_store::now_ms()).label();
+        let html = client().get(format!("{}/report?region=500236&month={month}", app.url)).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+        assert!(html.contains("id=\"sites-transmitters\">1 / 1<"), "coverage lists the site");
+        assert!(html.contains("id=\"broadcast-method\""), "the message counting method is stated");
+        // Taken out of service on its edit page.
+        let mut off = site(&csrf, T2V, "fm", "300");
+        off.retain(|(k, _)| *k != "in_service");
+        let r = b.post(format!("{}/report/sites/{id}", app.url)).form(&off).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let x = client().get(format!("{}/report/monthly.xlsx?region=500236&month={month}", app.url)).bearer_auth(&admin).send().await.unwrap().bytes().await.unwrap().to_vec();
+        let mut wb: Xlsx<_> = Xlsx::new(Cursor::new(x)).unwrap();
+        let cov: Vec<Vec<String>> = wb.worksheet_range("覆盖").unwrap().rows().map(|r| r.iter().map(cell).collect()).collect();
+        let row = |k: &str| cov.iter().find(|r| r[0].starts_with(k)).map(|r| r[1].clone()).unwrap_or_default();
+        assert_eq!((row("发射台站"), row("其中在用")), ("1".to_string(), "0".to_string()));
+        let kids: Vec<Vec<String>> = wb.worksheet_range("下级区域").unwrap().rows().map(|r| r.iter().map(cell).collect()).collect();
+        let col = kids[0].iter().position(|h| h.starts_with("发射台站")).expect("site column");
+        assert_eq!((kids[1][col].as_str(), kids[2][col].as_str()), ("0", "1"), "white emperor township has the site");
+        let audit = app.store.audit_recent(20).await.unwrap();
+        assert!(audit.iter().any(|e| e.action == "transmitter.add" && e.actor.contains("t2cast")));
+        assert!(audit.iter().any(|e| e.action == "transmitter.update" && e.after.contains(r#""in_service":false"#)));
+    }
+}
+
+#[tokio::test]
+async fn a_terminal_is_assigned_to_a_hamlet_from_the_hamlet_page() {
+    for app in apps().await {
+        fixture(app.store.as_ref()).await;
+        let t = app.store.add_resource(&loudspeaker(T2V, "白帝村1号大喇叭"), &Actor::system()).await.unwrap();
+        let admin = app.token("admin").await;
+        let drill = |app_url: String, token: String| async move {
+            client().get(format!("{app_url}/report/drill/hamlet_coverage?region=500236")).bearer_auth(&token).send().await.unwrap().text().await.unwrap()
+        };
+        assert!(drill(app.url.clone(), admin.clone()).await.contains("0 / 1"), "大坪 not covered yet");
+        let (b, csrf) = app.browser("t2cast").await;
+        let page = b.get(format!("{}/report/hamlets?region={T2V}", app.url)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains(&format!("id=\"terminal-{}\"", t.id)) && page.contains("大坪"), "{page}");
+        let hamlet = app.store.hamlets(&rc(T2V)).await.unwrap()[0].id;
+        let (other, ocsrf) = app.browser("t1admin").await;
+        let r = other.post(format!("{}/report/hamlets", app.url)).form(&[("csrf", ocsrf.as_str()), ("resource_id", &t.id.to_string()), ("hamlet_id", &hamlet.to_string())]).send().await.unwrap();
+        assert_eq!(r.status(), 403, "outside the township");
+        let r = b.post(format!("{}/report/hamlets", app.url)).form(&[("csrf", csrf.as_str()), ("resource_id", &t.id.to_string()), ("hamlet_id", &hamlet.to_string())]).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        assert!(drill(app.url.clone(), admin.clone()).await.contains("1 / 1"), "大坪 covered by the assigned loudspeaker");
+        let audit = app.store.audit_recent(10).await.unwrap();
+        assert!(audit.iter().any(|e| e.action == "terminal.hamlet" && e.actor.contains("t2cast") && e.after == hamlet.to_string()));
+    }
+}
+
+#[tokio::test]
+async fn visits_and_completeness_drill_down_to_households_masked_by_role() {
+    for app in apps().await {
+        fixture(app.store.as_ref()).await;
+        let op = Actor::system();
+        let care = |name: &str, phone: &str| HouseholdRecord { head_name: name.into(), phone: phone.into(), care_elderly: true, ..hh(T1V, &[CoverageMode::Cable]) };
+        let mut no_hamlet = care("李文华", "13812345678");
+        no_hamlet.hamlet = None;
+        app.store.import_households(&[care("王德明", "13900001111"), no_hamlet, care("张秀英", "13700002222")], "t", &op).await.unwrap();
+        let hs = app.store.households_in(&rc(T1V), &HouseholdQuery { care_only: true, text: String::new() }, 10, 0).await.unwrap();
+        let id = |n: &str| hs.iter().find(|h| h.rec.head_name == n).unwrap().id;
+        let now = cuncun_store::now_ms();
+        for _ in 0..2 {
+            app.store.record_visit(id("王德明"), None, now - H, "上门走访", &op).await.unwrap();
+        }
+        app.store.record_visit(id("张秀英"), None, now - H, "上门走访", &op).await.unwrap();
+        let month = Month::of_ms(now).label();
+        let admin = app.token("admin").await;
+        let get = |token: String, path: String| async move { client().get(path).bearer_auth(&token).send().await.unwrap().text().await.unwrap() };
+        let html = get(admin.clone(), format!("{}/report/drill/care_visits?region=500236&month={month}", app.url)).await;
+        let records = &html[html.find("id=\"drill-records\"").expect("records")..];
+        // Below two visits first: 李文华 (0), 张秀英 (1), then 王德明 (2).
+        let (li, zhang, wang) = (records.find("李文华").unwrap(), records.find("张秀英").unwrap(), records.find("王德明").unwrap());
+        assert!(li < zhang && zhang < wang, "{records}");
+        assert!(records.contains("13812345678"), "the administrator sees phones");
+        // A viewer sees the same households, masked; a viewer of the other township none of them.
+        let viewer = app.token("t1view").await;
+        let html = get(viewer.clone(), format!("{}/report/drill/care_visits?region=500236001&month={month}", app.url)).await;
+        assert!(html.contains("李**") && html.contains("138****5678") && !html.contains("李文华") && html.contains("id=\"masked-note\""), "{html}");
+        let t2 = app.token("t2view").await;
+        let r = client().get(format!("{}/report/drill/care_visits?region=500236001", app.url)).bearer_auth(&t2).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        // Data completeness: the household without a hamlet is listed with what it lacks.
+        let html = get(admin, format!("{}/report/drill/data_completeness?region=500236&month={month}", app.url)).await;
+        let records = &html[html.find("id=\"drill-records\"").expect("records")..];
+        let li_row = &records[records.find("李文华").unwrap()..];
+        assert!(li_row[..li_row.find("</tr>").unwrap()].contains("自然村 hamlet"), "{li_row}");
+        let value = &html[html.find("id=\"drill-value\"").unwrap()..];
+        let body = &records[records.find("<tbody>").unwrap()..records.find("</tbody>").unwrap()];
+        let incomplete = body.matches("<tr>").count();
+        assert_eq!(incomplete, 1);
+        assert!(value.contains(&format!("= {} / 8", 8 - incomplete)), "the list is the figure's complement: {incomplete} rows, {value}");
+        let html = get(viewer, format!("{}/report/drill/data_completeness?region=500236001&month={month}", app.url)).await;
+        assert!(html.contains("李**") && !html.contains("李文华"));
     }
 }
