@@ -27,6 +27,24 @@ pub struct DemoCounty {
     pub stewards: Vec<NewSteward>,
     pub outlets: Vec<NewOutlet>,
     pub terminals: Vec<NewTerminal>,
+    /// The hamlet each village terminal stands in: (village, terminal name, hamlet name).
+    pub terminal_hamlets: Vec<(RegionCode, String, String)>,
+    /// Transmitting and relay stations of the county.
+    pub transmitters: Vec<DemoSite>,
+}
+
+/// A transmitter site (发射台 / 差转台); `kind` is one of tv, fm, dtmb, mw, relay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DemoSite {
+    pub name: String,
+    pub kind: &'static str,
+    pub village_code: RegionCode,
+    pub hamlet: Option<String>,
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
+    pub frequencies: String,
+    pub power_w: f64,
+    pub in_service: bool,
 }
 
 /// `regions` is the output of `cuncun_regions::extract` for a county (ancestors included); the
@@ -78,6 +96,7 @@ pub fn generate(regions: &[Region], seed: u64) -> DemoCounty {
         let tctx = TownshipCtx::new(&county_ctx, code.clone(), &county.name);
         tctx.generate(&vs, &mut out);
     }
+    out.transmitters = county_ctx.transmitters(&townships, &villages, &out.hamlets);
     out
 }
 
@@ -118,6 +137,8 @@ const PURPOSE_VILLAGE: u64 = 3;
 const PURPOSE_PLACE: u64 = 4;
 const PURPOSE_COUNTY_OUTLET: u64 = 5;
 const PURPOSE_TOWNSHIP_LOT: u64 = 6;
+const PURPOSE_HAMLET_ASSIGN: u64 = 7;
+const PURPOSE_SITE: u64 = 8;
 
 // ---------------------------------------------------------------------------------------------
 // Name and number material
@@ -428,6 +449,48 @@ impl<'a> CountyCtx<'a> {
         }
     }
 
+    /// The county's transmitting stations: the county radio and TV station (FM, and DTMB since
+    /// the analogue switch-off) on a hill of the county seat, a relay station (差转台) in about
+    /// one rural township in three, and one analogue TV relay kept on the register out of
+    /// service. Relays stand in their village's main hamlet.
+    fn transmitters(&self, townships: &[&Region], villages: &[&Region], hamlets: &[NewHamlet]) -> Vec<DemoSite> {
+        let mut rng = sub_rng(self.seed, PURPOSE_SITE, &self.county.code);
+        let in_township = |t: &RegionCode| -> Vec<&Region> { villages.iter().copied().filter(|v| t.contains(&v.code)).collect() };
+        let main_hamlet = |v: &RegionCode| hamlets.iter().find(|h| &h.village_code == v).map(|h| h.name.clone());
+        let mut out = Vec::new();
+        let mut site = |rng: &mut StdRng, name: String, kind: &'static str, village: &Region, township: &str, frequencies: String, power_w: f64, in_service: bool| {
+            let (lon, lat) = match self.place(&village.code, township) {
+                Some((x, y)) => (Some(round6(x + rng.gen_range(-0.01..=0.01))), Some(round6(y + rng.gen_range(-0.01..=0.01)))),
+                None => (None, None),
+            };
+            out.push(DemoSite { name, kind, village_code: village.code.clone(), hamlet: main_hamlet(&village.code), lon, lat, frequencies, power_w, in_service });
+        };
+        let county = self.county.name.as_str();
+        let fm_county = format!("{:.1}", 88.0 + f64::from(rng.gen_range(0..100_u32)) / 10.0);
+        let dtmb = rng.gen_range(13..=48);
+        if let Some(seat) = townships.first()
+            && let Some(v) = in_township(&seat.code).first()
+        {
+            site(&mut rng, format!("{county}广播电视发射台"), "fm", v, &seat.name, format!("FM {fm_county} MHz（县台）, FM 106.1 MHz（转播中央台）"), 1000.0, true);
+            site(&mut rng, format!("{county}地面数字电视发射台"), "dtmb", v, &seat.name, format!("DS-{dtmb}, DS-{}", dtmb + 4), 500.0, true);
+        }
+        let mut retired = false;
+        for t in townships.iter().skip(1).filter(|t| !t.name.ends_with("街道")) {
+            if !rng.gen_bool(0.35) {
+                continue;
+            }
+            let vs = in_township(&t.code);
+            let Some(v) = vs.get(rng.gen_range(0..vs.len().max(1))) else { continue };
+            let power = f64::from(rng.gen_range(1..=4_u32)) * 25.0;
+            site(&mut rng, format!("{}广播电视差转台", t.name), "relay", v, &t.name, format!("FM {fm_county} MHz, DS-{dtmb}（转播）"), power, true);
+            if !retired {
+                retired = true;
+                site(&mut rng, format!("{}电视差转台（模拟）", t.name), "tv", v, &t.name, "CH-8（模拟电视，2020年停播）".to_string(), 30.0, false);
+            }
+        }
+        out
+    }
+
     /// A point for a region: 街道 cluster round the county seat (taken as the box centre), other
     /// townships scatter over the box, villages lie round their township and terminals round their
     /// village. The margins keep the scatter inside the box, so clamping rarely bites.
@@ -609,6 +672,7 @@ impl<'a> VillageGen<'a> {
         let sizes = self.hamlet_sizes(hamlets.len());
         let code = &self.village.code;
         let first_household = out.households.len();
+        let first_terminal = out.terminals.len();
         for ((hamlet, clan), size) in hamlets.iter().zip(&sizes) {
             let mut population = 0;
             for n in 1..=*size {
@@ -675,6 +739,28 @@ impl<'a> VillageGen<'a> {
                 );
                 out.terminals.push(t);
             }
+        }
+
+        // Where each terminal stands: a village puts most loudspeakers and column speakers in
+        // its largest hamlets not yet served, one at a time, and some a second in the main
+        // hamlet (the village centre); an in-home receiver stands in its household's hamlet.
+        // Villages with more hamlets than loudspeakers leave some hamlets uncovered.
+        let mut arng = sub_rng(town.county.seed, PURPOSE_HAMLET_ASSIGN, code);
+        let mut largest: Vec<usize> = (0..hamlets.len()).collect();
+        largest.sort_by_key(|&i| (std::cmp::Reverse(sizes[i]), i));
+        let mut next = largest.into_iter();
+        for t in &out.terminals[first_terminal..] {
+            let i = if t.kind == TerminalKind::InHomeReceiver {
+                hamlets.iter().position(|(h, _)| {
+                    t.name.strip_prefix(&format!("{}{h}", self.name)).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+                })
+            } else if arng.gen_bool(0.8) {
+                next.next()
+            } else {
+                None
+            };
+            let hamlet = &hamlets[i.unwrap_or(0)].0;
+            out.terminal_hamlets.push((code.clone(), t.name.clone(), hamlet.clone()));
         }
     }
 

@@ -457,3 +457,34 @@ fn other_counties() {
     // Nothing to generate without townships.
     assert_eq!(generate(&regions[..1], 1), DemoCounty::default());
 }
+
+/// Every village terminal stands in a hamlet of its village; most hamlets of 20+ households are
+/// served, not all (a figure a county would report), and in-home receivers stand where their
+/// household lives.
+#[test]
+fn terminals_stand_in_hamlets_and_most_big_hamlets_are_served() {
+    let d = fengjie_demo();
+    let hamlets: HashMap<(&RegionCode, &str), i64> = d.hamlets.iter().map(|h| ((&h.village_code, h.name.as_str()), h.households)).collect();
+    let village_terminals: Vec<_> = d.terminals.iter().filter(|t| t.region_code.level() == RegionLevel::Village).collect();
+    assert_eq!(d.terminal_hamlets.len(), village_terminals.len(), "one hamlet per village terminal");
+    let mut served = HashSet::new();
+    for ((v, name, hamlet), t) in d.terminal_hamlets.iter().zip(&village_terminals) {
+        assert_eq!((v, name), (&t.region_code, &t.name));
+        assert!(hamlets.contains_key(&(v, hamlet.as_str())), "{hamlet} is a hamlet of {v}");
+        if t.kind == TerminalKind::InHomeReceiver {
+            assert!(t.name.contains(hamlet.as_str()), "{} stands in {hamlet}", t.name);
+        }
+        served.insert((v, hamlet.as_str()));
+    }
+    let big: Vec<_> = hamlets.iter().filter(|(_, n)| **n >= 20).map(|(k, _)| *k).collect();
+    let covered = big.iter().filter(|k| served.contains(*k)).count();
+    let rate = ratio(covered, big.len());
+    eprintln!("demo hamlet coverage {rate:.3} ({covered} of {}), {} transmitter sites", big.len(), d.transmitters.len());
+    assert!((0.75..0.97).contains(&rate), "hamlet coverage {rate:.3} ({covered} of {})", big.len());
+
+    // Transmitters: the county station and a few relays, one analogue relay out of service.
+    let kinds: Vec<_> = d.transmitters.iter().map(|s| s.kind).collect();
+    assert!(kinds.contains(&"fm") && kinds.contains(&"dtmb") && kinds.iter().filter(|k| **k == "relay").count() >= 3, "{kinds:?}");
+    assert_eq!(d.transmitters.iter().filter(|s| !s.in_service).count(), 1);
+    assert!(d.transmitters.iter().all(|s| s.village_code.level() == RegionLevel::Village && s.lon.is_some() && !s.frequencies.is_empty()));
+}

@@ -279,6 +279,9 @@ pub trait ReportStore: Send + Sync {
     async fn hamlet_coverage(&self, scope: &RegionCode) -> Result<Vec<HamletCoverage>>;
     /// Emergency terminals in service in the scope with their assigned hamlets, in code order.
     async fn terminal_hamlets(&self, scope: &RegionCode, limit: i64) -> Result<Vec<TerminalHamlet>>;
+    /// Assigns many terminals to hamlets, (resource id, hamlet id), in one transaction (all or
+    /// nothing: each hamlet must lie in its terminal's village); one audit entry summarises it.
+    async fn assign_terminal_hamlets(&self, pairs: &[(i64, i64)], source: &str, actor: &Actor) -> Result<u64>;
     /// Says which hamlet a terminal serves (None clears). Audited.
     async fn set_terminal_hamlet(&self, resource_id: i64, hamlet_id: Option<i64>, actor: &Actor) -> Result<()>;
 

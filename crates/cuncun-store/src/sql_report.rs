@@ -218,6 +218,28 @@ impl ReportStore for SqlStore {
             .collect()
     }
 
+    async fn assign_terminal_hamlets(&self, pairs: &[(i64, i64)], source: &str, actor: &Actor) -> Result<u64> {
+        let mut w = self.begin_write().await?;
+        for (resource, hamlet) in pairs {
+            let n = sqlx::query(
+                "UPDATE eb_resource SET hamlet_id = $1 WHERE id = $2 \
+                 AND region_code = (SELECT village_code FROM hamlet WHERE id = $1)",
+            )
+            .bind(*hamlet)
+            .bind(*resource)
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                return Err(StoreError::Invalid(format!("hamlet_id: hamlet {hamlet} does not lie in the village of terminal {resource} (or either does not exist)")));
+            }
+        }
+        let after = serde_json::json!({ "source": source, "terminals": pairs.len() }).to_string();
+        self.append_audit(&mut w.tx, actor, "terminal.hamlet.import", "eb_resource", source, "", &after).await?;
+        w.tx.commit().await?;
+        Ok(pairs.len() as u64)
+    }
+
     async fn set_terminal_hamlet(&self, resource_id: i64, hamlet_id: Option<i64>, actor: &Actor) -> Result<()> {
         let mut w = self.begin_write().await?;
         let row = sqlx::query("SELECT ebrid, region_code, hamlet_id FROM eb_resource WHERE id = $1")

@@ -246,6 +246,18 @@ async fn coverage_per_village_and_county_hand_checked() {
 
         let villages = s.village_coverage(&rc(A)).await.unwrap();
         assert_eq!(villages.iter().map(|v| (v.name.as_str(), v.counts.households)).collect::<Vec<_>>(), vec![("干坝子村", 3), ("混撒拉村", 2)]);
+
+        // In bulk (the demo's path): all or nothing, one audit entry.
+        let a1 = s.terminal_hamlets(&rc(A1), 10).await.unwrap();
+        let loud = a1.iter().find(|t| t.name == "干坝子1号大喇叭").unwrap();
+        let err = s.assign_terminal_hamlets(&[(loud.id, wjw.id), (speaker.resource.id, wjw.id)], "t", &op()).await.unwrap_err();
+        assert!(err.to_string().contains("does not lie in the village"), "{err}");
+        assert_eq!(s.terminal_hamlets(&rc(A1), 10).await.unwrap().iter().find(|t| t.id == loud.id).unwrap().hamlet_id, None, "rolled back");
+        let sbg = hamlets.iter().find(|h| h.name == "石板沟").unwrap();
+        assert_eq!(s.assign_terminal_hamlets(&[(loud.id, sbg.id)], "t", &op()).await.unwrap(), 1);
+        let h = s.hamlet_coverage(&rc(A1)).await.unwrap();
+        assert_eq!(h.iter().find(|h| h.name == "石板沟").unwrap().terminals, 1);
+        assert!(s.audit_recent(1).await.unwrap()[0].action == "terminal.hamlet.import");
     }
 }
 

@@ -1,6 +1,8 @@
 //! `cuncun bench report`: the monthly report of a province-sized data set — by default 54,000
 //! villages, 10,000,000 households, 270,000 hamlets, 100,000 terminals with a month of connection
-//! history (two connections a day each), 200,000 tickets, 30 broadcasts with their deliveries —
+//! history (two connections a day each), 200,000 tickets, 30 broadcasts with their deliveries
+//! (half for the province, half for two of its cities), a front-end in every village and 5,400
+//! transmitter sites —
 //! generated set-wise (INSERT ... SELECT over a number series), then the report for the province,
 //! one city and one county: wall time and peak memory (VmHWM, reset before each measurement).
 //! PostgreSQL: give --database-url of any database on the server; the benchmark creates its own
@@ -183,7 +185,7 @@ async fn generate(store: &SqlStore, a: &ReportBenchArgs) -> anyhow::Result<()> {
         &format!(
             "INSERT INTO eb_message (ebmid, msg_type, priority, drill, event_type, severity, title, body, areas, start_ms, end_ms, repeat_count, status, source, owner_region, created_at_ms, updated_at_ms, approved_at_ms) \
              SELECT 'BENCH' || CAST(i AS TEXT), 'broadcast', CASE WHEN i % 3 = 0 THEN 'emergency' ELSE 'routine' END, CASE WHEN i % 10 = 9 THEN 1 ELSE 0 END, \
-             '11B03', 3, '通知', '内容', '510000000000', {m0} + i * {DAY}, {m0} + i * {DAY} + 3600000, 1, 'completed', 'local', '510000000000', {m0} + i * {DAY}, {m0} + i * {DAY}, {m0} + i * {DAY} \
+             '11B03', 3, '通知', '内容', CASE WHEN i % 2 = 0 THEN '510000000000' ELSE '510100000000,510200000000' END, {m0} + i * {DAY}, {m0} + i * {DAY} + 3600000, 1, 'completed', 'local', '510000000000', {m0} + i * {DAY}, {m0} + i * {DAY}, {m0} + i * {DAY} \
              FROM {}",
             series(b, days)
         ),
@@ -195,6 +197,29 @@ async fn generate(store: &SqlStore, a: &ReportBenchArgs) -> anyhow::Result<()> {
         &format!(
             "INSERT INTO eb_delivery (message_id, resource_id, stage) SELECT m.id, r.id, CASE WHEN r.id % 20 = 0 THEN 0 ELSE 3 END \
              FROM eb_message m JOIN eb_resource r ON r.id % {days} = m.id % {days}"
+        ),
+    )
+    .await?;
+    // After the terminals' status, history and deliveries (which stay as they were): a
+    // front-end (broadcast room) in every village, and a transmitter or relay station in one
+    // village of ten (one in twenty of them out of service).
+    exec(
+        store,
+        "front-ends",
+        &format!(
+            "INSERT INTO eb_resource (ebrid, kind, region_code, name, created_at_ms) SELECT '8' || {}, 'front_end', code, '村广播室', {} FROM bench_village",
+            pad(b, "n", 22),
+            m0 - 60 * DAY
+        ),
+    )
+    .await?;
+    exec(
+        store,
+        "transmitter sites",
+        &format!(
+            "INSERT INTO transmitter_site (name, kind, village_code, frequencies, power_w, in_service, updated_at_ms, updated_by) \
+             SELECT '台站' || CAST(n AS TEXT), CASE n % 40 WHEN 0 THEN 'fm' WHEN 10 THEN 'dtmb' WHEN 20 THEN 'tv' ELSE 'relay' END, code, \
+             'FM 97.5 MHz, DS-23', 100, CASE WHEN n % 200 = 0 THEN 0 ELSE 1 END, {m0}, 'bench' FROM bench_village WHERE n % 10 = 0"
         ),
     )
     .await?;
@@ -211,7 +236,7 @@ async fn measure(store: &SqlStore, code: &str) -> anyhow::Result<()> {
     let secs = t.elapsed().as_secs_f64();
     let e = |id: &str| r.evaluation(id).and_then(|e| e.value).map(|v| format!("{v:.2}%")).unwrap_or_else(|| "-".into());
     println!(
-        "bench report backend={:?} region={code} ({}) households={} terminals={} tickets={} online={} closure_24h={} hamlets={} time={secs:.1}s peak_rss={:.0}MiB (before: {base:.0}MiB)",
+        "bench report backend={:?} region={code} ({}) households={} terminals={} tickets={} online={} closure_24h={} hamlets={} sites={} messages={} time={secs:.1}s peak_rss={:.0}MiB (before: {base:.0}MiB)",
         store.backend(),
         r.region.level.key(),
         r.basis.coverage.households,
@@ -220,6 +245,8 @@ async fn measure(store: &SqlStore, code: &str) -> anyhow::Result<()> {
         e("online_rate"),
         e("closure_24h"),
         e("hamlet_coverage"),
+        r.sites.transmitters,
+        r.broadcasts.messages.iter().map(|m| m.2).sum::<i64>(),
         crate::bench::peak_rss_mib()
     );
     Ok(())

@@ -125,6 +125,7 @@ async fn load(store: &dyn Store, county: &RegionCode, data_dir: &std::path::Path
     let regions = cuncun_regions::extract(county.short())?;
     store.import_regions(&regions, county.short(), &Actor::cli("demo")).await?;
     let d = cuncun_demo::generate(&regions, 20240601);
+    let (sites, terminal_hamlets) = (d.transmitters, d.terminal_hamlets);
     let batch = RegistryBatch {
         hamlets: d.hamlets,
         households: d.households,
@@ -133,6 +134,7 @@ async fn load(store: &dyn Store, county: &RegionCode, data_dir: &std::path::Path
         terminals: d.terminals,
     };
     store.insert_registry(&batch, &Actor::cli("demo")).await?;
+    crate::demo_sites::load(store, county, &sites, &terminal_hamlets).await?;
     let townships: Vec<_> = regions.iter().filter(|r| r.level == RegionLevel::Township).collect();
     network(store, &regions, county, data_dir).await?;
     // The accounts are created with an unusable hash; `run` sets the password printed this time.

@@ -4,6 +4,7 @@
 mod bench;
 mod config;
 mod demo;
+mod demo_sites;
 mod sim_cmd;
 mod ebd_cmd;
 mod bench_ebd;

@@ -57,4 +57,25 @@ fn dashboard_and_monthly_report_of_the_demo_county() {
     b.wait_for_path("/report/drill/hamlet_coverage");
     assert!(!b.els("#drill-records tbody tr").is_empty(), "{}", b.where_());
     assert!(b.text_of("#drill-value").contains('/'), "{}", b.where_());
+    // The demo places its terminals in hamlets: most hamlets of 20+ households are served, not all.
+    let value = b.text_of("#drill-value");
+    let pct: f64 = value.split('%').next().unwrap().trim().parse().unwrap();
+    assert!((75.0..97.0).contains(&pct), "hamlet coverage {value}");
+
+    // The transmitter sites of the county (one analogue relay out of service).
+    let sites = b.el("#nav-sites");
+    b.click(&sites);
+    b.wait_for_path("/report/sites");
+    let counts = b.text_of("#count-transmitters");
+    let (live, all) = counts.split_once(" / ").unwrap();
+    let (live, all): (i64, i64) = (live.parse().unwrap(), all.parse().unwrap());
+    assert!(all >= 5 && live == all - 1, "{counts}");
+    assert_eq!(b.els("#sites tbody tr").len() as i64, all, "{}", b.where_());
+    assert!(b.text_of("#sites").contains("奉节县广播电视发射台"), "{}", b.where_());
+
+    // Care visits drill down to the households, those short of two visits first.
+    b.goto(&format!("{base}/report/drill/care_visits?region=500236"));
+    let rows = b.els("#drill-records tbody tr");
+    assert!(!rows.is_empty(), "{}", b.where_());
+    assert!(b.text(&rows[0]).contains('否'), "first row is short of the plan: {}", b.text(&rows[0]));
 }
