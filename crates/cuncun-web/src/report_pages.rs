@@ -125,6 +125,7 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("rp.msg_note", "消息数按播发目标区域统计:目标区域包含本区域或位于本区域内即计一次,同一条消息在市和其下每个相关区县各计一次,不可逐级相加;终端下发、接收、播放数按终端所在区域统计,可逐级相加。", "Messages are counted where they were aimed: once in every region their target area lies in or covers, so a message for two counties counts once in each and once in the city (not additive). Terminal deliveries, receipts and plays count by the terminal's region and add up from counties to city."),
     ("rp.played", "播放", "played"),
     ("rp.masked", "姓名与电话已按权限隐藏", "Names and phones are masked for your role"),
+    ("rp.per_village", "各行政村覆盖与台站", "Coverage and sites per village"),
     ("rp.method", "计算口径见 docs/INDICATORS.md;城市数据为下辖区县记录的合并计算,不是逐级填报。", "Methods in docs/INDICATORS.md; a city's figures are computed on the union of its counties' records, never retyped."),
 ];
 
@@ -902,6 +903,9 @@ struct SitesPage {
     region: String,
     sites: Vec<TransmitterSite>,
     counts: SiteCounts,
+    /// Coverage per village with its sites (at most [`DRILL_LIMIT`] villages).
+    villages: Vec<VillageCoverage>,
+    villages_truncated: bool,
     kinds: Vec<TransmitterKind>,
     can_edit: bool,
 }
@@ -933,7 +937,13 @@ async fn sites_page(State(state): State<AppState>, c: Caller, Query(q): Query<Re
         a.add(&x);
         a
     });
+    // Per village only up to a county (a city has thousands of villages: open a county).
+    let mut villages = if scope.level() >= cuncun_domain::RegionLevel::County { state.store.village_coverage(&scope).await? } else { Vec::new() };
+    let villages_truncated = villages.len() > DRILL_LIMIT;
+    villages.truncate(DRILL_LIMIT);
     render(&SitesPage {
+        villages,
+        villages_truncated,
         can_edit: c.user.role.can_edit_regions(),
         c: Chrome::of(&c, "/report/sites"),
         region: scope.short().to_string(),

@@ -338,6 +338,9 @@ async fn transmitter_sites_are_kept_in_scope_audited_and_reported() {
         let list = b.get(format!("{}/report/sites?region=500236100", app.url)).send().await.unwrap().text().await.unwrap();
         assert!(list.contains("白帝山调频转播台") && list.contains("调频广播发射台") && list.contains("大坪") && list.contains("FM 101.2 MHz"), "{list}");
         assert!(list.contains("id=\"count-transmitters\">1 / 1<"));
+        // Per village: the site stands in 白帝村.
+        let row = &list[list.find(&format!("id=\"village-{T2V}\"")).expect("village row")..];
+        assert!(row[..row.find("</tr>").unwrap()].contains("<td class=\"transmitters\">1 / 1</td>"), "{row}");
         let id = app.store.transmitter_sites(&rc(T2V)).await.unwrap()[0].id;
         // The township 001 viewer cannot open it; the county sees it in the monthly report and workbook.
         let r = app.browser("t1view").await.0.get(format!("{}/report/sites/{id}", app.url)).send().await.unwrap();
