@@ -214,18 +214,7 @@ impl Basis {
 
     pub fn add(&mut self, o: &Basis) {
         self.coverage.add(&o.coverage);
-        let (a, b) = (&mut self.service, &o.service);
-        a.tickets += b.tickets;
-        a.closed += b.closed;
-        a.closed_24h += b.closed_24h;
-        a.close_ms_sum += b.close_ms_sum;
-        a.complaints += b.complaints;
-        a.households += b.households;
-        a.rated += b.rated;
-        a.satisfied += b.satisfied;
-        a.care_households += b.care_households;
-        a.visits_done += b.visits_done;
-        a.complete_households += b.complete_households;
+        self.service.add(&o.service);
         self.online_ms += o.online_ms;
         self.expected_ms += o.expected_ms;
     }

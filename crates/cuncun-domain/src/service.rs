@@ -376,6 +376,23 @@ pub struct IndicatorCounts {
     pub complete_households: i64,
 }
 
+impl IndicatorCounts {
+    /// Every count is additive over disjoint regions: a parent's counts are its children's sum.
+    pub fn add(&mut self, o: &IndicatorCounts) {
+        self.tickets += o.tickets;
+        self.closed += o.closed;
+        self.closed_24h += o.closed_24h;
+        self.close_ms_sum += o.close_ms_sum;
+        self.complaints += o.complaints;
+        self.households += o.households;
+        self.rated += o.rated;
+        self.satisfied += o.satisfied;
+        self.care_households += o.care_households;
+        self.visits_done += o.visits_done;
+        self.complete_households += o.complete_households;
+    }
+}
+
 /// The indicators, as percentages rounded to two decimals (None when the base is zero).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Indicators {

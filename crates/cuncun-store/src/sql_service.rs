@@ -200,7 +200,8 @@ fn scope_cond(col: &str, n: usize) -> String {
 
 impl SqlStore {
     /// After a large load, fresh PostgreSQL statistics (as `insert_registry` does): without them
-    /// the planner sorts a million tickets for a filtered list.
+    /// the planner sorts a million tickets for a filtered list. The running counts are vacuumed
+    /// with their table: the load updated their rows many times over.
     async fn analyze_after_load(&self, table: &str, rows: usize) -> Result<()> {
         if self.backend() == Backend::Postgres && rows >= 10_000 {
             sqlx::query(&format!("VACUUM (ANALYZE) {table}")).execute(self.pool()).await?;
@@ -372,7 +373,7 @@ impl ServiceStore for SqlStore {
         let summary = serde_json::json!({ "source": source, "rows": rows.len() }).to_string();
         self.append_audit(&mut w.tx, actor, "household.import", "household", source, "", &summary).await?;
         w.tx.commit().await?;
-        self.analyze_after_load("household", rows.len()).await?;
+        self.analyze_after_load("household, household_stats", rows.len()).await?;
         Ok(rows.len() as u64)
     }
 
@@ -668,7 +669,7 @@ impl ServiceStore for SqlStore {
         let summary = serde_json::json!({ "source": source, "rows": rows.len() }).to_string();
         self.append_audit(&mut w.tx, actor, "ticket.import", "ticket", source, "", &summary).await?;
         w.tx.commit().await?;
-        self.analyze_after_load("ticket", rows.len()).await?;
+        self.analyze_after_load("ticket, ticket_day_stats", rows.len()).await?;
         Ok(rows.len() as u64)
     }
 

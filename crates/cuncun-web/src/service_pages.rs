@@ -949,16 +949,19 @@ use chrono::Datelike;
 /// Indicators of the scope and of each child region.
 pub async fn indicators_checked(state: &AppState, c: &Caller, p: &Period) -> Result<(Indicators, Vec<(RegionCode, String, Indicators)>), AppError> {
     access(state, c).await?;
-    let whole = state.store.service_counts(&p.scope, p.from_ms, p.to_ms, p.year, false).await?;
-    let total = Indicators::from_counts(whole.into_iter().next().map(|r| r.counts).unwrap_or_default());
-    let mut kids = Vec::new();
-    if p.scope.level() != cuncun_domain::RegionLevel::Village {
-        for r in state.store.service_counts(&p.scope, p.from_ms, p.to_ms, p.year, true).await? {
-            let name = state.store.region(&r.region_code).await?.map(|x| x.name).unwrap_or_default();
-            kids.push((r.region_code, name, Indicators::from_counts(r.counts)));
-        }
+    if p.scope.level() == cuncun_domain::RegionLevel::Village {
+        let whole = state.store.service_counts(&p.scope, p.from_ms, p.to_ms, p.year, false).await?;
+        return Ok((Indicators::from_counts(whole.into_iter().next().map(|r| r.counts).unwrap_or_default()), Vec::new()));
     }
-    Ok((total, kids))
+    // A region's counts are the sums of its children's (every count is additive), so one read serves both.
+    let mut sum = cuncun_domain::service::IndicatorCounts::default();
+    let mut kids = Vec::new();
+    for r in state.store.service_counts(&p.scope, p.from_ms, p.to_ms, p.year, true).await? {
+        sum.add(&r.counts);
+        let name = state.store.region(&r.region_code).await?.map(|x| x.name).unwrap_or_default();
+        kids.push((r.region_code, name, Indicators::from_counts(r.counts)));
+    }
+    Ok((Indicators::from_counts(sum), kids))
 }
 
 #[derive(Template)]
