@@ -80,7 +80,7 @@ const HH_INSERT_COLS: [&str; 16] = [
 ];
 
 /// A household with every required field (docs/INDICATORS.md, data completeness), as SQL.
-use crate::service_stats::{BEIJING_OFFSET_MS, CARE_SQL, DAY_MS, TICKET_FILTER, ticket_measures};
+use crate::service_stats::{BEIJING_OFFSET_MS, bulk_begin, bulk_end, CARE_SQL, DAY_MS, TICKET_FILTER, ticket_measures};
 
 fn validate_household(h: &HouseholdRecord) -> Result<()> {
     let invalid = |m: &str| Err(StoreError::Invalid(m.to_string()));
@@ -367,9 +367,11 @@ impl ServiceStore for SqlStore {
         let now = now_ms();
         let vals: Vec<Vec<Val>> = rows.iter().map(|h| household_vals(h, now)).collect();
         let mut w = self.begin_write().await?;
+        let since = bulk_begin(&mut w.tx, self.backend(), "household").await?;
         insert_rows(&mut w.tx, max_params(self.backend()), "household", &HH_INSERT_COLS, &vals, "")
             .await
             .map_err(|e| conflict_or(e, || "a village of the file".into()))?;
+        bulk_end(&mut w.tx, self.backend(), "household", since).await?;
         let summary = serde_json::json!({ "source": source, "rows": rows.len() }).to_string();
         self.append_audit(&mut w.tx, actor, "household.import", "household", source, "", &summary).await?;
         w.tx.commit().await?;
@@ -652,6 +654,7 @@ impl ServiceStore for SqlStore {
             })
             .collect();
         let mut w = self.begin_write().await?;
+        let since = bulk_begin(&mut w.tx, self.backend(), "ticket").await?;
         insert_rows(
             &mut w.tx,
             max_params(self.backend()),
@@ -666,6 +669,7 @@ impl ServiceStore for SqlStore {
         )
         .await
         .map_err(|e| conflict_or(e, || "a ticket of the batch".into()))?;
+        bulk_end(&mut w.tx, self.backend(), "ticket", since).await?;
         let summary = serde_json::json!({ "source": source, "rows": rows.len() }).to_string();
         self.append_audit(&mut w.tx, actor, "ticket.import", "ticket", source, "", &summary).await?;
         w.tx.commit().await?;
@@ -1075,6 +1079,18 @@ fn add_ticket_counts(c: &mut IndicatorCounts, r: &AnyRow) -> Result<()> {
 }
 
 impl SqlStore {
+    /// Runs one `INSERT ... SELECT` into `source` (household, ticket or care_visit) as a bulk load:
+    /// on SQLite the running counts are added once at the end instead of by a trigger per row.
+    /// For generated data (benchmarks); the statement must only insert into `source`.
+    pub async fn bulk_insert_sql(&self, source: &str, sql: &str) -> Result<u64> {
+        let mut w = self.begin_write().await?;
+        let since = bulk_begin(&mut w.tx, self.backend(), source).await?;
+        let n = sqlx::query(sql).execute(&mut *w.tx).await?.rows_affected();
+        bulk_end(&mut w.tx, self.backend(), source, since).await?;
+        w.tx.commit().await?;
+        Ok(n)
+    }
+
     /// Ticket counts of [from, to) read from the tickets, summed per region prefix of `digits`.
     async fn raw_ticket_counts(
         &self,

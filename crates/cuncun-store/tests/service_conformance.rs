@@ -398,7 +398,7 @@ async fn historic_tickets_load_in_bulk() {
 async fn kept_counts_equal_the_records_after_any_history() {
     for db in all_backends().await {
         let s = &db.store;
-        seed(s).await;
+        let (st, _) = seed(s).await;
         let op = Actor::cli("test");
         let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = move |n: u64| {
@@ -436,6 +436,38 @@ async fn kept_counts_equal_the_records_after_any_history() {
             for d in 0..next(4) as i64 {
                 s.record_visit(h.id, None, t0 + d * 24 * HOUR_MS, "上门", &op).await.unwrap();
             }
+        }
+        // A bulk load of visits (one statement, counts added at its end on SQLite).
+        let loaded = s
+            .bulk_insert_sql(
+                "care_visit",
+                &format!(
+                    "INSERT INTO care_visit (household_id, village_code, year, visited_at_ms, note, recorded_by) \
+                     SELECT id, village_code, 2026, {t0}, '批量', 'test' FROM household WHERE care_elderly = 1"
+                ),
+            )
+            .await
+            .unwrap();
+        assert!(loaded > 0);
+        // Historic tickets in bulk, some of them moved on afterwards.
+        let historic: Vec<HistoricTicket> = (0..60)
+            .map(|i| {
+                let at = t0 + next(40 * 24 * 60) as i64 * 60_000;
+                let resolved = next(3) != 0;
+                HistoricTicket {
+                    t: repair(villages[next(3) as usize], Some(at)),
+                    status: if resolved { TicketStatus::Resolved } else { TicketStatus::Assigned },
+                    steward_id: Some(st.id),
+                    resolved_at_ms: resolved.then_some(at + (1 + next(40) as i64) * HOUR_MS),
+                    rating: (resolved && i % 2 == 0).then_some(1 + next(5) as i64),
+                }
+            })
+            .collect();
+        s.import_tickets(&historic, "test", &op).await.unwrap();
+        let mut f = TicketFilter::scope(&rc("500236"));
+        f.statuses = vec![TicketStatus::Assigned];
+        for t in s.tickets(&f, 1000, 0).await.unwrap().iter().take(10) {
+            s.transition_ticket(t.id, &TicketAction::Resolve { note: "补修".into() }, &op, t.created_at_ms + 3 * HOUR_MS).await.unwrap();
         }
         // Tickets across 40 days at any minute, each taken some way along its lifecycle.
         for _ in 0..150 {

@@ -67,8 +67,14 @@ fn pad(b: Backend, expr: &str, width: usize) -> String {
 
 async fn exec(store: &SqlStore, label: &str, sql: &str) -> anyhow::Result<()> {
     let t = Instant::now();
-    let r = sqlx::query(sql).execute(store.pool()).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-    eprintln!("  {label:<28} {:>10} rows {:>7.1} s", r.rows_affected(), t.elapsed().as_secs_f64());
+    // Tables with running counts (migration 0007) load in bulk mode; see `bulk_insert_sql`.
+    let into = sql.strip_prefix("INSERT INTO ").and_then(|r| r.split_whitespace().next()).unwrap_or("");
+    let n = if ["household", "ticket", "care_visit"].contains(&into) {
+        store.bulk_insert_sql(into, sql).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?
+    } else {
+        sqlx::query(sql).execute(store.pool()).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?.rows_affected()
+    };
+    eprintln!("  {label:<28} {:>10} rows {:>7.1} s", n, t.elapsed().as_secs_f64());
     Ok(())
 }
 

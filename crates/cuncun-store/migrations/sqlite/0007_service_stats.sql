@@ -36,3 +36,7 @@ CREATE TABLE visit_stats (
     visits_done INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (digits, region_code, year)
 );
+
+-- A bulk insert under way into this source: its row triggers wait and the load adds its rows'
+-- counts in one statement at the end (service_stats.rs, bulk_begin / bulk_end).
+CREATE TABLE stat_bulk (source TEXT PRIMARY KEY);
