@@ -85,27 +85,35 @@ fn measure_cols(k: &Kept) -> String {
 }
 
 /// `SELECT digits, prefix, keys..., measures...` over `rows` (an alias of source rows) joined with
-/// every level, each measure multiplied by `sign` and, when `grouped`, summed.
+/// every level, each measure multiplied by `sign` and, when `grouped`, summed: first per village
+/// (one pass over the rows), then per level (five rows per village, not per source row).
 fn select(k: &Kept, backend: Backend, rows: &str, sign: &str, grouped: bool) -> String {
     let digits = match backend {
         Backend::Sqlite => "d.digits",
         Backend::Postgres => "d.digits::int",
     };
-    let mut out = vec!["d.digits".to_string(), format!("SUBSTR(r.village_code, 1, {digits})")];
     // Key and measure expressions name the source row's columns unqualified: stat_digits has
     // only `digits`, so they resolve to the row.
-    out.extend(k.keys.iter().map(|(_, e)| e.to_string()));
-    for (_, e) in &k.measures {
-        out.push(if grouped { format!("SUM({sign} * ({e}))") } else { format!("{sign} * ({e})") });
+    if !grouped {
+        let mut out = vec!["d.digits".to_string(), format!("SUBSTR(r.village_code, 1, {digits})")];
+        out.extend(k.keys.iter().map(|(_, e)| e.to_string()));
+        out.extend(k.measures.iter().map(|(_, e)| format!("{sign} * ({e})")));
+        return format!("SELECT {} FROM {rows} r CROSS JOIN stat_digits d WHERE {}", out.join(", "), k.filter);
     }
-    let group = if grouped {
-        let n = 2 + k.keys.len();
-        let list = (1..=n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-        format!(" GROUP BY {list} ORDER BY {list}")
-    } else {
-        String::new()
-    };
-    format!("SELECT {} FROM {rows} r CROSS JOIN stat_digits d WHERE {}{group}", out.join(", "), k.filter)
+    let mut inner = vec!["village_code".to_string()];
+    inner.extend(k.keys.iter().map(|(c, e)| format!("{e} AS {c}")));
+    inner.extend(k.measures.iter().map(|(m, e)| format!("SUM({sign} * ({e})) AS {m}")));
+    let inner_group = (1..=1 + k.keys.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let mut outer = vec!["d.digits".to_string(), format!("SUBSTR(g.village_code, 1, {digits})")];
+    outer.extend(k.keys.iter().map(|(c, _)| format!("g.{c}")));
+    outer.extend(k.measures.iter().map(|(m, _)| format!("SUM(g.{m})")));
+    let list = (1..=2 + k.keys.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    format!(
+        "SELECT {} FROM (SELECT {} FROM {rows} r WHERE {} GROUP BY {inner_group}) g CROSS JOIN stat_digits d WHERE 1 = 1 GROUP BY {list} ORDER BY {list}",
+        outer.join(", "),
+        inner.join(", "),
+        k.filter
+    )
 }
 
 fn upsert_tail(k: &Kept) -> String {
