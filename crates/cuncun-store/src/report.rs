@@ -407,9 +407,15 @@ pub async fn evaluate_all(store: &dyn Store, region: &RegionCode, basis: &Basis)
 pub async fn bases(store: &dyn Store, scope: &RegionCode, month: Month, now_ms: i64) -> Result<(Basis, Vec<RegionBasis>, OnlineSummary)> {
     let digits = child_digits(scope.level());
     let (from, to) = (month.start_ms(), month.end_ms());
+    let t = std::time::Instant::now();
     let coverage = store.coverage_grouped(scope, digits).await?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "report: coverage");
+    let t = std::time::Instant::now();
     let service = store.service_counts(scope, from, to, month.year, true).await?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "report: service counts");
+    let t = std::time::Instant::now();
     let online = store.online_summary(scope, from, to, now_ms, digits, false).await?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "report: online summary");
     let mut by: BTreeMap<String, (Basis, SiteCounts)> = BTreeMap::new();
     for (k, c) in coverage {
         by.entry(k).or_default().0.coverage = c;
@@ -422,9 +428,11 @@ pub async fn bases(store: &dyn Store, scope: &RegionCode, month: Month, now_ms: 
         b.online_ms = *on;
         b.expected_ms = *exp;
     }
+    let t = std::time::Instant::now();
     for (k, c) in store.sites_grouped(scope, digits).await? {
         by.entry(k).or_default().1 = c;
     }
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "report: sites");
     let names: BTreeMap<String, String> = store
         .children(scope)
         .await?
@@ -450,8 +458,19 @@ pub async fn monthly_report(store: &dyn Store, scope: &RegionCode, month: Month,
         .ok_or_else(|| crate::StoreError::NotFound(format!("region {scope}")))?;
     let (from, to) = (month.start_ms(), month.end_ms());
     let (basis, children, online) = bases(store, scope, month, now_ms).await?;
+    let t = std::time::Instant::now();
     let evaluations = evaluate_all(store, scope, &basis).await?;
     let per_day = store.tickets_per_day(scope, from, to).await?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "report: evaluations and tickets per day");
+    let t = std::time::Instant::now();
+    let visits = store.visits_between(scope, from, to).await?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "report: visits");
+    let t = std::time::Instant::now();
+    let broadcasts = store.broadcast_counts(scope, from, to).await?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "report: broadcasts");
+    let t = std::time::Instant::now();
+    let terminals = store.terminal_counts(scope).await?;
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "report: terminals");
     let mut weeks: BTreeMap<i64, i64> = BTreeMap::new();
     let mut d = day_of(from);
     while day_start(d) < to {
@@ -468,9 +487,9 @@ pub async fn monthly_report(store: &dyn Store, scope: &RegionCode, month: Month,
         evaluations,
         daily_online: online.days,
         tickets_per_week: weeks.into_iter().collect(),
-        visits: store.visits_between(scope, from, to).await?,
-        broadcasts: store.broadcast_counts(scope, from, to).await?,
-        terminals: store.terminal_counts(scope).await?,
+        visits,
+        broadcasts,
+        terminals,
         sites: children.iter().fold(SiteCounts::default(), |mut a, k| {
             a.add(&k.sites);
             a

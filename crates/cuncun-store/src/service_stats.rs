@@ -49,6 +49,35 @@ pub(crate) const COMPLETE_SQL: &str = "CASE WHEN head_name <> '' AND phone <> ''
     AND COALESCE(hamlet, '') <> '' AND coverage_modes <> '' THEN 1 ELSE 0 END";
 pub(crate) const CARE_SQL: &str = "(care_elderly + care_children + care_disabled) > 0";
 
+/// Households receiving by at least one mode (the stored set is '' when unknown, 'none' for none).
+pub(crate) const RECEIVING_SQL: &str = "coverage_modes <> '' AND coverage_modes <> 'none'";
+
+/// Household measures: the service indicators' (count, complete, special care) and coverage's
+/// (people, each reception mode in `CoverageMode::ALL` order, receiving, fibre, HD).
+pub(crate) fn household_measures() -> Vec<(&'static str, String)> {
+    let when = |c: &str| format!("CASE WHEN {c} THEN 1 ELSE 0 END");
+    let mut m = vec![
+        ("households", "1".to_string()),
+        ("complete_households", COMPLETE_SQL.into()),
+        ("care_households", when(CARE_SQL)),
+        ("population", "members".into()),
+    ];
+    for (col, mode) in MODE_COLUMNS.iter().zip(cuncun_domain::model::CoverageMode::ALL) {
+        m.push((col, when(&format!("coverage_modes LIKE '%{}%'", mode.key()))));
+    }
+    m.extend([
+        ("receiving", when(RECEIVING_SQL)),
+        ("receiving_population", format!("CASE WHEN {RECEIVING_SQL} THEN members ELSE 0 END")),
+        ("fibre", when("fibre <> 0")),
+        ("cable_fibre", when("fibre <> 0 AND coverage_modes LIKE '%cable%'")),
+        ("hd", when(&format!("hd <> 0 AND {RECEIVING_SQL}"))),
+    ]);
+    m
+}
+
+/// `household_stats` columns counting each reception mode, in `CoverageMode::ALL` order.
+pub(crate) const MODE_COLUMNS: [&str; 5] = ["mode_cable", "mode_terrestrial", "mode_satellite", "mode_iptv", "mode_5g"];
+
 fn kept() -> Vec<Kept> {
     vec![
         Kept {
@@ -64,12 +93,8 @@ fn kept() -> Vec<Kept> {
             source: "household",
             filter: "1 = 1",
             keys: &[],
-            measures: vec![
-                ("households", "1".into()),
-                ("complete_households", COMPLETE_SQL.into()),
-                ("care_households", format!("CASE WHEN {CARE_SQL} THEN 1 ELSE 0 END")),
-            ],
-            watched: "village_code, hamlet, head_name, phone, address, coverage_modes, care_elderly, care_children, care_disabled",
+            measures: household_measures(),
+            watched: "village_code, hamlet, head_name, phone, address, members, coverage_modes, hd, fibre, care_elderly, care_children, care_disabled",
         },
     ]
 }
@@ -154,7 +179,12 @@ pub(crate) fn migration_sql(backend: Backend) -> String {
                 // Statement triggers with transition tables: a bulk import of a million rows is
                 // one grouped upsert, not a million. The statement is built once with the
                 // transition table and sign as format() arguments.
-                let q = format!("{} {}{}", insert_head(&k), select(&k, backend, "%1$I", "%2$s", true), upsert_tail(&k)).replace('\'', "''");
+                // A literal % (LIKE patterns) is doubled for format(); the placeholders go in after.
+                let q = format!("{} {}{}", insert_head(&k), select(&k, backend, "@ROWS@", "@SIGN@", true), upsert_tail(&k))
+                    .replace('%', "%%")
+                    .replace("@ROWS@", "%1$I")
+                    .replace("@SIGN@", "%2$s")
+                    .replace('\'', "''");
                 let t = k.table;
                 let s = k.source;
                 sql += &format!(
@@ -269,6 +299,7 @@ mod tests {
     fn postgres_statement_quotes_are_doubled_inside_the_function() {
         let sql = migration_sql(Backend::Postgres);
         assert!(sql.contains("status <> ''cancelled''"), "{sql}");
+        assert!(sql.contains("LIKE ''%%cable%%''"), "a LIKE pattern's % is not a format() specifier");
         assert!(sql.contains("REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"));
     }
 }

@@ -2,6 +2,7 @@
 //! statements on both backends.
 
 use crate::report::*;
+use crate::service_stats::MODE_COLUMNS;
 use crate::service::{NewTicket, ServiceStore};
 use crate::*;
 use cuncun_domain::indicators::{CheckStatus, CoverageCounts, HAMLET_MIN_HOUSEHOLDS, NineHaves, VILLAGE_MIN_TERMINALS};
@@ -24,9 +25,6 @@ fn sum(expr: &str) -> String {
 fn when(cond: &str) -> String {
     sum(&format!("CASE WHEN {cond} THEN 1 ELSE 0 END"))
 }
-
-/// Households receiving by at least one mode (the stored set is '' when unknown, 'none' for none).
-const RECEIVING: &str = "h.coverage_modes <> '' AND h.coverage_modes <> 'none'";
 
 fn check_digits(digits: usize) -> Result<usize> {
     match digits {
@@ -56,23 +54,14 @@ impl ReportStore for SqlStore {
         let digits = check_digits(digits)?;
         let (lo, hi) = scope.subtree_bounds();
         let mut acc: BTreeMap<String, CoverageCounts> = BTreeMap::new();
-        let modes: Vec<String> = cuncun_domain::model::CoverageMode::ALL
-            .iter()
-            .map(|m| when(&format!("h.coverage_modes LIKE '%{}%'", m.key())))
-            .collect();
+        // Household coverage from the running counts per village (migration 0007): a province is
+        // tens of thousands of rows, not ten million households.
         let hh = sqlx::query(&format!(
-            "SELECT h.village_code, COUNT(*), {members}, {modes}, {recv}, {recv_pop}, {radio_pop}, \
-             {fibre}, {cable_fibre}, {hd} \
-             FROM household h LEFT JOIN {tpr} t ON t.region_code = h.village_code \
-             WHERE h.village_code BETWEEN $1 AND $2 GROUP BY h.village_code",
-            members = sum("h.members"),
-            modes = modes.join(", "),
-            recv = when(RECEIVING),
-            recv_pop = sum(&format!("CASE WHEN {RECEIVING} THEN h.members ELSE 0 END")),
-            radio_pop = sum(&format!("CASE WHEN ({RECEIVING}) OR t.n > 0 THEN h.members ELSE 0 END")),
-            fibre = when("h.fibre <> 0"),
-            cable_fibre = when("h.fibre <> 0 AND h.coverage_modes LIKE '%cable%'"),
-            hd = when(&format!("h.hd <> 0 AND {RECEIVING}")),
+            "SELECT s.region_code, s.households, s.population, {modes}, s.receiving, s.receiving_population, \
+             CASE WHEN t.n > 0 THEN s.population ELSE s.receiving_population END, s.fibre, s.cable_fibre, s.hd \
+             FROM household_stats s LEFT JOIN {tpr} t ON t.region_code = s.region_code \
+             WHERE s.digits = 12 AND s.region_code BETWEEN $1 AND $2",
+            modes = MODE_COLUMNS.map(|c| format!("s.{c}")).join(", "),
             tpr = terminals_per_region(),
         ))
         .bind(lo.as_str())
@@ -95,11 +84,10 @@ impl ReportStore for SqlStore {
         }
         let villages = sqlx::query(&format!(
             "SELECT v.code, COUNT(*), {cable}, {two} FROM region v \
-             LEFT JOIN (SELECT village_code, COUNT(*) AS n FROM household WHERE village_code BETWEEN $1 AND $2 \
-                        AND coverage_modes LIKE '%cable%' GROUP BY village_code) c ON c.village_code = v.code \
+             LEFT JOIN household_stats c ON c.digits = 12 AND c.region_code = v.code \
              LEFT JOIN {tpr} t ON t.region_code = v.code \
              WHERE v.level = 5 AND v.code BETWEEN $1 AND $2 GROUP BY v.code",
-            cable = when("c.n > 0"),
+            cable = when("c.mode_cable > 0"),
             two = when(&format!("t.n >= {VILLAGE_MIN_TERMINALS}")),
             tpr = terminals_per_region(),
         ))

@@ -5,6 +5,7 @@ use cuncun_domain::model::*;
 use cuncun_domain::service::*;
 use cuncun_domain::{RegionCode, Role};
 use cuncun_store::service::*;
+use cuncun_store::report::ReportStore;
 use cuncun_store::testing::all_backends;
 use cuncun_store::*;
 
@@ -423,10 +424,19 @@ async fn kept_counts_equal_the_records_after_any_history() {
         let all = s.households_in(&rc("500236"), &HouseholdQuery::default(), 1000, 0).await.unwrap();
         for h in all.iter().take(12) {
             let mut r = h.rec.clone();
-            match next(3) {
+            match next(5) {
                 0 => r.village_code = rc(villages[next(3) as usize]),
                 1 => r.address = String::new(),
-                _ => r.care_disabled = !r.care_disabled,
+                2 => r.care_disabled = !r.care_disabled,
+                3 => {
+                    r.reception = Some(vec![CoverageMode::Cable, CoverageMode::FiveG]);
+                    r.fibre = true;
+                    r.members = 5;
+                }
+                _ => {
+                    r.reception = if next(2) == 0 { None } else { Some(vec![]) };
+                    r.hd = false;
+                }
             }
             s.update_household(h.id, &r, &op).await.unwrap();
         }
@@ -551,6 +561,19 @@ async fn kept_counts_equal_the_records_after_any_history() {
                 assert_eq!(r.counts, expected(&r.region_code, from, to).await, "{:?} child {}", s.backend(), r.region_code);
             }
         }
+        // Household coverage comes from the same running counts.
+        let cov = s.coverage_grouped(&rc("500236"), 6).await.unwrap();
+        let c = &cov["500236"];
+        let receiving: Vec<&Household> = households.iter().filter(|h| h.rec.reception.as_ref().is_some_and(|m| !m.is_empty())).collect();
+        assert_eq!((c.households, c.population), (households.len() as i64, households.iter().map(|h| h.rec.members).sum::<i64>()), "{:?}", s.backend());
+        for (i, mode) in CoverageMode::ALL.iter().enumerate() {
+            let n = households.iter().filter(|h| h.rec.reception.as_ref().is_some_and(|m| m.contains(mode))).count() as i64;
+            assert_eq!(c.by_mode[i], n, "{:?} {mode:?}", s.backend());
+        }
+        assert_eq!(c.receiving, receiving.len() as i64);
+        assert_eq!(c.receiving_population, receiving.iter().map(|h| h.rec.members).sum::<i64>());
+        assert_eq!(c.fibre, households.iter().filter(|h| h.rec.fibre).count() as i64);
+        assert_eq!(c.hd, receiving.iter().filter(|h| h.rec.hd).count() as i64);
         // Visits are kept as recorded: the counts rely on it.
         assert!(sqlx::query("DELETE FROM care_visit").execute(s.pool()).await.is_err(), "{:?}", s.backend());
     }

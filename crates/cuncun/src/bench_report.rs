@@ -31,6 +31,10 @@ pub struct ReportBenchArgs {
     /// Keep the generated database (SQLite file or PostgreSQL database) for another run.
     #[arg(long)]
     pub keep: bool,
+    /// Report on the database at --database-url as it is when it already holds the generated
+    /// province (kept by an earlier --keep run; for PostgreSQL, the kept scratch database's URL).
+    #[arg(long)]
+    pub reuse: bool,
 }
 
 const CITIES: i64 = 20;
@@ -264,7 +268,9 @@ pub async fn run(a: ReportBenchArgs) -> anyhow::Result<()> {
         let _ = std::fs::create_dir_all(&dir);
         format!("sqlite://{}/report.db", dir.display())
     });
-    let (url, scratch) = if base.starts_with("postgres") {
+    let (url, scratch) = if a.reuse {
+        (base.clone(), None)
+    } else if base.starts_with("postgres") {
         let name = format!("cuncun_bench_report_{}", std::process::id());
         let admin = SqlStore::connect(&base).await?;
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await?;
@@ -277,11 +283,16 @@ pub async fn run(a: ReportBenchArgs) -> anyhow::Result<()> {
     let result = async {
         let store = SqlStore::connect(&url).await?;
         store.migrate().await?;
-        anyhow::ensure!(store.region(&RegionCode::parse("51")?).await?.is_none(), "the benchmark database {} is not empty", cuncun_store::redact_url(&url));
-        eprintln!("generating {} households, {} terminals ({:?})", a.households, a.terminals, store.backend());
-        let t = Instant::now();
-        generate(&store, &a).await?;
-        println!("bench report generate backend={:?} households={} terminals={} time={:.0}s", store.backend(), a.households, a.terminals, t.elapsed().as_secs_f64());
+        let generated = store.region(&RegionCode::parse("51")?).await?.is_some();
+        if a.reuse {
+            anyhow::ensure!(generated, "--reuse: {} holds no generated province", cuncun_store::redact_url(&url));
+        } else {
+            anyhow::ensure!(!generated, "the benchmark database {} is not empty", cuncun_store::redact_url(&url));
+            eprintln!("generating {} households, {} terminals ({:?})", a.households, a.terminals, store.backend());
+            let t = Instant::now();
+            generate(&store, &a).await?;
+            println!("bench report generate backend={:?} households={} terminals={} time={:.0}s", store.backend(), a.households, a.terminals, t.elapsed().as_secs_f64());
+        }
         store.pool().close().await;
         // A fresh connection pool, so that the report's memory is measured without the
         // generator's caches.
@@ -293,7 +304,7 @@ pub async fn run(a: ReportBenchArgs) -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    if !a.keep {
+    if !a.keep && !a.reuse {
         if let Some(name) = scratch {
             let admin = SqlStore::connect(&base).await?;
             sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(admin.pool()).await?;

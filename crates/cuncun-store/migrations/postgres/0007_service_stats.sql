@@ -1,4 +1,4 @@
--- Running counts behind the service indicators, per region at every level. The triggers that keep
+-- Running counts behind the service indicators and household coverage, per region at every level. The triggers that keep
 -- them and the backfill are generated from one definition of each measure
 -- (crates/cuncun-store/src/service_stats.rs) and applied with this migration.
 CREATE TABLE stat_digits (digits BIGINT PRIMARY KEY);
@@ -25,6 +25,18 @@ CREATE TABLE household_stats (
     households          BIGINT NOT NULL DEFAULT 0,
     complete_households BIGINT NOT NULL DEFAULT 0,
     care_households     BIGINT NOT NULL DEFAULT 0,
+    -- Coverage (docs/INDICATORS.md): people, households per reception mode, receiving, fibre, HD.
+    population          BIGINT NOT NULL DEFAULT 0,
+    mode_cable          BIGINT NOT NULL DEFAULT 0,
+    mode_terrestrial    BIGINT NOT NULL DEFAULT 0,
+    mode_satellite      BIGINT NOT NULL DEFAULT 0,
+    mode_iptv           BIGINT NOT NULL DEFAULT 0,
+    mode_5g             BIGINT NOT NULL DEFAULT 0,
+    receiving           BIGINT NOT NULL DEFAULT 0,
+    receiving_population BIGINT NOT NULL DEFAULT 0,
+    fibre               BIGINT NOT NULL DEFAULT 0,
+    cable_fibre         BIGINT NOT NULL DEFAULT 0,
+    hd                  BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (digits, region_code)
 );
 

@@ -1,4 +1,4 @@
--- Running counts behind the service indicators, per region at every level. The triggers that keep
+-- Running counts behind the service indicators and household coverage, per region at every level. The triggers that keep
 -- them and the backfill are generated from one definition of each measure
 -- (crates/cuncun-store/src/service_stats.rs) and applied with this migration.
 CREATE TABLE stat_digits (digits INTEGER PRIMARY KEY);
@@ -25,6 +25,18 @@ CREATE TABLE household_stats (
     households          INTEGER NOT NULL DEFAULT 0,
     complete_households INTEGER NOT NULL DEFAULT 0,
     care_households     INTEGER NOT NULL DEFAULT 0,
+    -- Coverage (docs/INDICATORS.md): people, households per reception mode, receiving, fibre, HD.
+    population          INTEGER NOT NULL DEFAULT 0,
+    mode_cable          INTEGER NOT NULL DEFAULT 0,
+    mode_terrestrial    INTEGER NOT NULL DEFAULT 0,
+    mode_satellite      INTEGER NOT NULL DEFAULT 0,
+    mode_iptv           INTEGER NOT NULL DEFAULT 0,
+    mode_5g             INTEGER NOT NULL DEFAULT 0,
+    receiving           INTEGER NOT NULL DEFAULT 0,
+    receiving_population INTEGER NOT NULL DEFAULT 0,
+    fibre               INTEGER NOT NULL DEFAULT 0,
+    cable_fibre         INTEGER NOT NULL DEFAULT 0,
+    hd                  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (digits, region_code)
 );
 
