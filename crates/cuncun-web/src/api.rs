@@ -38,6 +38,8 @@ pub fn routes() -> Router<AppState> {
         .route("/eb/messages/{id}/undelivered", get(eb_undelivered))
         .route("/eb/messages/{id}/audio", axum::routing::put(eb_audio))
         .route("/eb/messages/{id}/{action}", axum::routing::post(eb_act))
+        .route("/report/sites", get(report_sites))
+        .route("/report/sites/{id}", get(report_site))
         .fallback(|| async { AppError::NotFound("no such API endpoint; see /openapi.json".into()) })
 }
 
@@ -433,4 +435,18 @@ async fn eb_import(
 async fn eb_audio(State(state): State<AppState>, c: Caller, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<Value>, AppError> {
     let m = crate::eb_pages::audio_checked(&state, &c, id_param(&id)?, body.to_vec()).await?;
     Ok(Json(json!({ "message": m })))
+}
+
+/// Transmitter sites of a region (default: the caller's), with the region's site and front-end
+/// counts. Same checks as /report/sites.
+async fn report_sites(State(state): State<AppState>, c: Caller, Query(q): Query<crate::report_pages::ReportQuery>) -> Result<Json<Value>, AppError> {
+    let (scope, _) = crate::report_pages::scope_checked(&state, &c, &q).await?;
+    let sites = state.store.transmitter_sites(&scope).await?;
+    let counts = crate::report_pages::site_totals(&state, &scope).await?;
+    Ok(Json(json!({ "region_code": scope.short(), "counts": counts, "items": sites })))
+}
+
+async fn report_site(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let id = id.parse::<i64>().map_err(|_| AppError::BadRequest(format!("path parameter id: {id:?} is not an integer")))?;
+    Ok(Json(json!({ "site": crate::report_pages::site_checked(&state, &c, id).await? })))
 }

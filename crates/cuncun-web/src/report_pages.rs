@@ -930,13 +930,18 @@ impl SitesPage {
     }
 }
 
+/// The site and front-end counts of a whole region.
+pub async fn site_totals(state: &AppState, scope: &RegionCode) -> Result<SiteCounts, AppError> {
+    Ok(state.store.sites_grouped(scope, scope.level().digits()).await?.into_values().fold(SiteCounts::default(), |mut a, x| {
+        a.add(&x);
+        a
+    }))
+}
+
 async fn sites_page(State(state): State<AppState>, c: Caller, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
     let (scope, _) = scope_checked(&state, &c, &q).await?;
     let sites = state.store.transmitter_sites(&scope).await?;
-    let counts = state.store.sites_grouped(&scope, scope.level().digits()).await?.into_values().fold(SiteCounts::default(), |mut a, x| {
-        a.add(&x);
-        a
-    });
+    let counts = site_totals(&state, &scope).await?;
     // Per village only up to a county (a city has thousands of villages: open a county).
     let mut villages = if scope.level() >= cuncun_domain::RegionLevel::County { state.store.village_coverage(&scope).await? } else { Vec::new() };
     let villages_truncated = villages.len() > DRILL_LIMIT;
@@ -1029,7 +1034,7 @@ async fn sites_add(State(state): State<AppState>, c: Caller, Form(f): Form<SiteF
 }
 
 /// A site the caller may see (its village in the caller's region).
-async fn site_checked(state: &AppState, c: &Caller, id: i64) -> Result<TransmitterSite, AppError> {
+pub async fn site_checked(state: &AppState, c: &Caller, id: i64) -> Result<TransmitterSite, AppError> {
     access(state, c).await?;
     let site = state.store.transmitter_site(id).await?.ok_or_else(|| AppError::NotFound(format!("transmitter site {id}")))?;
     c.ensure_scope(&site.site.village_code)?;

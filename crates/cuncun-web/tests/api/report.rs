@@ -342,6 +342,16 @@ async fn transmitter_sites_are_kept_in_scope_audited_and_reported() {
         let row = &list[list.find(&format!("id=\"village-{T2V}\"")).expect("village row")..];
         assert!(row[..row.find("</tr>").unwrap()].contains("<td class=\"transmitters\">1 / 1</td>"), "{row}");
         let id = app.store.transmitter_sites(&rc(T2V)).await.unwrap()[0].id;
+        // The same over the JSON API, with the same scope: another township's viewer gets 403.
+        let t = app.token("t2cast").await;
+        let (s, body) = app.get(&t, "/api/v1/report/sites?region=500236100").await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!((body["counts"]["transmitters"].as_i64(), body["items"][0]["name"].as_str(), body["items"][0]["kind"].as_str()), (Some(1), Some("白帝山调频转播台"), Some("fm")));
+        let (s, body) = app.get(&t, &format!("/api/v1/report/sites/{id}")).await;
+        assert_eq!((s, body["site"]["id"].as_i64(), body["site"]["hamlet"].as_str()), (200, Some(id), Some("大坪")));
+        let t1 = app.token("t1view").await;
+        assert_eq!(app.get(&t1, &format!("/api/v1/report/sites/{id}")).await.0, 403);
+        assert_eq!(app.get(&t1, "/api/v1/report/sites?region=500236100").await.0, 403);
         // The township 001 viewer cannot open it; the county sees it in the monthly report and workbook.
         let r = app.browser("t1view").await.0.get(format!("{}/report/sites/{id}", app.url)).send().await.unwrap();
         assert_eq!(r.status(), 403);
