@@ -455,13 +455,13 @@ impl ReportStore for SqlStore {
 
     async fn incomplete_households(&self, scope: &RegionCode, limit: i64) -> Result<Vec<IncompleteHousehold>> {
         let (lo, hi) = scope.subtree_bounds();
-        // The negation of the completeness condition of `service_counts` (sql_service.rs,
-        // COMPLETE_SQL); report_conformance checks that the two agree.
-        let rows = sqlx::query(
+        // Exactly the households the completeness indicator does not count (one condition, kept
+        // with the running counts); report_conformance checks the two agree.
+        let rows = sqlx::query(&format!(
             "SELECT id, village_code, COALESCE(hamlet, ''), head_name, phone, address, coverage_modes FROM household \
-             WHERE village_code BETWEEN $1 AND $2 AND (head_name = '' OR phone = '' OR address = '' \
-             OR COALESCE(hamlet, '') = '' OR coverage_modes = '') ORDER BY village_code, id LIMIT $3",
-        )
+             WHERE village_code BETWEEN $1 AND $2 AND ({}) = 0 ORDER BY village_code, id LIMIT $3",
+            crate::service_stats::COMPLETE_SQL
+        ))
         .bind(lo.as_str())
         .bind(hi.as_str())
         .bind(limit)

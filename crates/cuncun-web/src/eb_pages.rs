@@ -275,6 +275,8 @@ struct TerminalPage {
     r: ResourceWithStatus,
     connections: Vec<(i64, Option<i64>)>,
     logs: Vec<cuncun_store::eb::BroadcastLogRow>,
+    /// The village the device stands in, where its hamlet is assigned (/report/hamlets).
+    village: Option<String>,
 }
 
 async fn terminal_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
@@ -289,7 +291,8 @@ async fn terminal_page(State(state): State<AppState>, c: Caller, Path(id): Path<
         .ok_or_else(|| AppError::NotFound(format!("resource {id}")))?;
     let connections = state.store.connections(id, 100).await?;
     let logs = state.store.broadcast_logs(id, 100).await?;
-    render(&TerminalPage { c: Chrome::of(&c, &format!("/eb/terminals/{id}")), r, connections, logs })
+    let village = (res.region_code.level() == cuncun_domain::RegionLevel::Village).then(|| res.region_code.short().to_string());
+    render(&TerminalPage { c: Chrome::of(&c, &format!("/eb/terminals/{id}")), r, connections, logs, village })
 }
 
 // ---- Excel import and export ----

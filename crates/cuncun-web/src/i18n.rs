@@ -138,6 +138,7 @@ const TEXT: &[(&str, &str, &str)] = &[
     ("nav.messages", "应急消息", "Warnings"),
     ("eb.terminals", "应急广播终端与前端", "Terminals and front-ends"),
     ("eb.code", "资源编码", "Resource code"),
+    ("eb.hamlet", "所在自然村(指定)", "Hamlet (assign)"),
     ("eb.kind", "类型", "Kind"),
     ("eb.status", "状态", "Status"),
     ("eb.online", "在线", "Online"),

@@ -390,6 +390,9 @@ async fn a_terminal_is_assigned_to_a_hamlet_from_the_hamlet_page() {
         };
         assert!(drill(app.url.clone(), admin.clone()).await.contains("0 / 1"), "大坪 not covered yet");
         let (b, csrf) = app.browser("t2cast").await;
+        // The terminal's own page leads to its village's hamlet page.
+        let own = b.get(format!("{}/eb/terminals/{}", app.url, t.id)).send().await.unwrap().text().await.unwrap();
+        assert!(own.contains(&format!("id=\"hamlet-link\" href=\"/report/hamlets?region={T2V}\"")), "{own}");
         let page = b.get(format!("{}/report/hamlets?region={T2V}", app.url)).send().await.unwrap().text().await.unwrap();
         assert!(page.contains(&format!("id=\"terminal-{}\"", t.id)) && page.contains("大坪"), "{page}");
         let hamlet = app.store.hamlets(&rc(T2V)).await.unwrap()[0].id;
