@@ -239,19 +239,7 @@ impl ReportStore for SqlStore {
         let region: String = row.try_get(1)?;
         let before: Option<i64> = row.try_get(2)?;
         if let Some(h) = hamlet_id {
-            let village: Option<String> = sqlx::query("SELECT village_code FROM hamlet WHERE id = $1")
-                .bind(h)
-                .fetch_optional(&mut *w.tx)
-                .await?
-                .map(|r| r.try_get(0))
-                .transpose()?;
-            match village {
-                None => return Err(StoreError::NotFound(format!("hamlet {h}"))),
-                Some(v) if v != region => {
-                    return Err(StoreError::Invalid(format!("hamlet_id: hamlet {h} lies in village {v}, the terminal in {region}")));
-                }
-                Some(_) => {}
-            }
+            hamlet_in_village(&mut w.tx, h, &region, "the terminal").await?;
         }
         sqlx::query("UPDATE eb_resource SET hamlet_id = $1 WHERE id = $2")
             .bind(hamlet_id)
@@ -864,19 +852,7 @@ impl SqlStore {
             return Err(StoreError::NotFound(format!("village {}", s.village_code)));
         }
         if let Some(h) = s.hamlet_id {
-            let village: Option<String> = sqlx::query("SELECT village_code FROM hamlet WHERE id = $1")
-                .bind(h)
-                .fetch_optional(&mut *w.tx)
-                .await?
-                .map(|r| r.try_get(0))
-                .transpose()?;
-            match village {
-                None => return Err(StoreError::NotFound(format!("hamlet {h}"))),
-                Some(v) if v != s.village_code.as_str() => {
-                    return Err(StoreError::Invalid(format!("hamlet_id: hamlet {h} lies in village {v}, the site in {}", s.village_code)));
-                }
-                Some(_) => {}
-            }
+            hamlet_in_village(&mut w.tx, h, s.village_code.as_str(), "the site").await?;
         }
         let before = match id {
             Some(id) => {
@@ -924,5 +900,20 @@ impl SqlStore {
         self.append_audit(&mut w.tx, actor, action, "transmitter_site", &new_id.to_string(), &before, &site_line(s)).await?;
         w.tx.commit().await?;
         self.transmitter_site(new_id).await?.ok_or_else(|| StoreError::NotFound(format!("transmitter site {new_id}")))
+    }
+}
+
+/// A hamlet given for something standing in `village` must exist and lie in that village.
+async fn hamlet_in_village(tx: &mut sqlx::Transaction<'static, sqlx::Any>, hamlet_id: i64, village: &str, what: &str) -> Result<()> {
+    let found: Option<String> = sqlx::query("SELECT village_code FROM hamlet WHERE id = $1")
+        .bind(hamlet_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?;
+    match found {
+        None => Err(StoreError::NotFound(format!("hamlet {hamlet_id}"))),
+        Some(v) if v != village => Err(StoreError::Invalid(format!("hamlet_id: hamlet {hamlet_id} lies in village {v}, {what} in {village}"))),
+        Some(_) => Ok(()),
     }
 }
