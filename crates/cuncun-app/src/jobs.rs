@@ -1,0 +1,1 @@
+//! One supervisor for background work (see the module docs once filled in).

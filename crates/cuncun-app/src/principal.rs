@@ -1,0 +1,1 @@
+//! Who a command runs for.
