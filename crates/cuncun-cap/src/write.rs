@@ -162,10 +162,7 @@ pub fn write_alert(a: &Alert) -> String {
 
 /// Unix milliseconds as a CAP dateTime in Beijing time (+08:00).
 pub fn cap_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms.saturating_add(8 * 3_600_000))
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S+08:00")
-        .to_string()
+    cuncun_domain::time::local(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S+08:00").to_string()
 }
 
 fn fmt_geometry(g: &Geometry) -> (bool, String) {

@@ -3,6 +3,7 @@
 //! a city's figures are the sums of its counties' and its rates are those of the union of records.
 
 use crate::service::{IndicatorCounts, Indicators, VISITS_PER_YEAR, percent};
+use crate::time;
 use serde::{Deserialize, Serialize};
 
 /// Hamlets (自然村) of at least this many households must have an emergency terminal.
@@ -348,22 +349,6 @@ impl CheckStatus {
     }
 }
 
-// ---- calendar helpers (Beijing months) ----
-
-const DAY_MS: i64 = 86_400_000;
-const BJ_OFFSET_MS: i64 = 8 * 3_600_000;
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// A Beijing calendar month "YYYY-MM": [start, end) in UTC ms and its number of days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Month {
@@ -384,18 +369,11 @@ impl Month {
     }
     /// The Beijing month containing a UTC time.
     pub fn of_ms(ms: i64) -> Month {
-        let days = (ms + BJ_OFFSET_MS).div_euclid(DAY_MS);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        Month { year: yoe + era * 400 + i64::from(m <= 2), month: m }
+        let (year, month, _) = time::civil_of(ms);
+        Month { year, month }
     }
     pub fn start_ms(self) -> i64 {
-        days_from_civil(self.year, self.month, 1) * DAY_MS - BJ_OFFSET_MS
+        time::month_start(self.year, self.month)
     }
     pub fn next(self) -> Month {
         if self.month == 12 { Month { year: self.year + 1, month: 1 } } else { Month { year: self.year, month: self.month + 1 } }
@@ -404,7 +382,7 @@ impl Month {
         self.next().start_ms()
     }
     pub fn days(self) -> i64 {
-        (self.end_ms() - self.start_ms()) / DAY_MS
+        (self.end_ms() - self.start_ms()) / time::DAY_MS
     }
     pub fn label(self) -> String {
         format!("{:04}-{:02}", self.year, self.month)

@@ -10,6 +10,7 @@ pub mod protocol;
 pub mod region;
 pub mod role;
 pub mod service;
+pub mod time;
 
 pub use region::{RegionCode, RegionCodeError, RegionLevel};
 pub use role::Role;

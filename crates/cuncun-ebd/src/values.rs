@@ -18,8 +18,8 @@ pub struct EbdTime(pub NaiveDateTime);
 impl EbdTime {
     /// Now, in Beijing time (UTC+8).
     pub fn now_beijing() -> EbdTime {
-        let t = chrono::Utc::now().naive_utc() + chrono::Duration::hours(8);
-        EbdTime(t - chrono::Duration::nanoseconds(t.and_utc().timestamp_subsec_nanos() as i64))
+        let now = chrono::Utc::now().timestamp_millis();
+        EbdTime(cuncun_domain::time::local(now - now.rem_euclid(1000)).unwrap_or_default())
     }
 }
 

@@ -104,14 +104,12 @@ pub struct Interchange {
 
 /// ms since the epoch -> EBD time (Beijing, whole seconds).
 pub fn ebd_time(ms: i64) -> EbdTime {
-    let t = chrono::DateTime::from_timestamp_millis(ms - ms.rem_euclid(1000)).unwrap_or_default().naive_utc()
-        + chrono::Duration::hours(8);
-    EbdTime(t)
+    EbdTime(cuncun_domain::time::local(ms - ms.rem_euclid(1000)).unwrap_or_default())
 }
 
 /// EBD time (Beijing) -> ms since the epoch.
 pub fn ms_of(t: &EbdTime) -> i64 {
-    (t.0 - chrono::Duration::hours(8)).and_utc().timestamp_millis()
+    cuncun_domain::time::from_local(t.0)
 }
 
 /// How a message's workflow state reads as an EBD broadcast state.

@@ -6,14 +6,13 @@ use crate::{Actor, Result, Store};
 use async_trait::async_trait;
 use cuncun_domain::indicators::{self, Basis, CheckStatus, CoverageCounts, Evaluation, Month, NineHaves};
 use cuncun_domain::model::Region;
+use cuncun_domain::time::{day_of, day_start, week_of};
 use cuncun_domain::{RegionCode, RegionLevel};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Connections separated by less than this are one (docs/INDICATORS.md).
 pub const ONLINE_GRACE_MS: i64 = 60_000;
-const DAY_MS: i64 = 86_400_000;
-const BJ_MS: i64 = 8 * 3_600_000;
 
 /// Coverage of one village.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -333,21 +332,6 @@ pub fn child_digits(level: RegionLevel) -> usize {
         RegionLevel::County => 9,
         _ => 12,
     }
-}
-
-/// Beijing day number of a UTC time.
-pub fn day_of(ms: i64) -> i64 {
-    (ms + BJ_MS).div_euclid(DAY_MS)
-}
-
-/// UTC start of a Beijing day number.
-pub fn day_start(day: i64) -> i64 {
-    day * DAY_MS - BJ_MS
-}
-
-/// Monday of the week of a Beijing day number (1970-01-01 was a Thursday).
-pub fn week_of(day: i64) -> i64 {
-    day - (day + 3).rem_euclid(7)
 }
 
 /// One region's part of a report.

@@ -288,36 +288,3 @@ pub trait ServiceStore {
     /// in [from_ms, to_ms), visits of `year`.
     async fn service_counts(&self, scope: &RegionCode, from_ms: i64, to_ms: i64, year: i64, by_child: bool) -> Result<Vec<RegionIndicatorCounts>>;
 }
-
-/// The Beijing calendar year of a UTC time.
-pub fn beijing_year(ms: i64) -> i64 {
-    // Days since 1970-01-01 in UTC+8, then the civil year (Howard Hinnant's algorithm).
-    let days = (ms + 8 * 3_600_000).div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    yoe + era * 400 + i64::from(m <= 2)
-}
-
-/// Start (UTC ms) of 1 January of a Beijing calendar year.
-pub fn beijing_year_start(year: i64) -> i64 {
-    let y = year - 1; // days from 1970-01-01 to year-01-01
-    let days = 365 * (y - 1969) + (y / 4 - 1969 / 4) - (y / 100 - 1969 / 100) + (y / 400 - 1969 / 400);
-    days * 86_400_000 - 8 * 3_600_000
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn beijing_years() {
-        // 2025-12-31T16:00:00Z is 2026-01-01 00:00 in Beijing.
-        assert_eq!(super::beijing_year(1_767_196_800_000), 2026);
-        assert_eq!(super::beijing_year(1_767_196_799_999), 2025);
-        assert_eq!(super::beijing_year_start(2026), 1_767_196_800_000);
-        assert_eq!(super::beijing_year_start(1970), -8 * 3_600_000);
-    }
-}

@@ -13,6 +13,7 @@
 use crate::Backend;
 use sqlx::{Any, Transaction};
 use cuncun_domain::service::{SLA_MS, VISITS_PER_YEAR};
+use cuncun_domain::time;
 
 /// A kept count: rows of `source` (filtered) summed per village prefix and `keys`.
 struct Kept {
@@ -20,16 +21,12 @@ struct Kept {
     source: &'static str,
     filter: &'static str,
     /// Extra key columns beyond (digits, region_code), with their expression over the source row.
-    keys: &'static [(&'static str, &'static str)],
+    keys: Vec<(&'static str, String)>,
     measures: Vec<(&'static str, String)>,
     /// Source columns whose change moves a row's contribution (SQLite `UPDATE OF`).
     watched: &'static str,
 }
 
-/// Beijing (UTC+8) day number of a time in epoch milliseconds.
-pub(crate) const DAY_SQL: &str = "(created_at_ms + 28800000) / 86400000";
-pub(crate) const DAY_MS: i64 = 86_400_000;
-pub(crate) const BEIJING_OFFSET_MS: i64 = 28_800_000;
 
 pub(crate) fn ticket_measures() -> Vec<(&'static str, String)> {
     vec![
@@ -84,7 +81,7 @@ fn kept() -> Vec<Kept> {
             table: "ticket_day_stats",
             source: "ticket",
             filter: TICKET_FILTER,
-            keys: &[("day", DAY_SQL)],
+            keys: vec![("day", time::day_sql("created_at_ms"))],
             measures: ticket_measures(),
             watched: "status, kind, village_code, created_at_ms, resolved_at_ms, rating",
         },
@@ -92,7 +89,7 @@ fn kept() -> Vec<Kept> {
             table: "household_stats",
             source: "household",
             filter: "1 = 1",
-            keys: &[],
+            keys: Vec::new(),
             measures: household_measures(),
             watched: "village_code, hamlet, head_name, phone, address, members, coverage_modes, hd, fibre, care_elderly, care_children, care_disabled",
         },

@@ -184,7 +184,7 @@ impl SqlStore {
 
     pub(crate) async fn create_message_tx(&self, tx: &mut Transaction<'static, Any>, m: &NewMessage, actor: &Actor) -> Result<Message> {
         // Daily sequence (Beijing date) for the EBMID.
-        let beijing = chrono_day(now_ms());
+        let beijing = cuncun_domain::time::ebmid_date(now_ms());
         let n: i64 = sqlx::query(
             "INSERT INTO eb_sequence (day, n) VALUES ($1, 1) ON CONFLICT (day) DO UPDATE SET n = eb_sequence.n + 1 RETURNING n",
         )
@@ -1002,32 +1002,5 @@ impl EbStore for SqlStore {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(message_of).collect()
-    }
-}
-
-/// YYYYMMDD of a UTC millisecond instant in Beijing time (UTC+8, no daylight saving).
-pub fn chrono_day(ms: i64) -> String {
-    let days = (ms + 8 * 3_600_000).div_euclid(86_400_000);
-    // Civil-from-days (proleptic Gregorian), to avoid a date dependency in the store.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{:04}{:02}{:02}", if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn beijing_day() {
-        // 2026-06-01 15:59:59 UTC is 23:59:59 in Beijing; a second later is the next day there.
-        assert_eq!(super::chrono_day(1_780_329_599_000), "20260601");
-        assert_eq!(super::chrono_day(1_780_329_600_000), "20260602");
-        assert_eq!(super::chrono_day(0), "19700101");
     }
 }

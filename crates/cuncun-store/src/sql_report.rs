@@ -7,6 +7,7 @@ use crate::service::{NewTicket, ServiceStore};
 use crate::*;
 use cuncun_domain::indicators::{CheckStatus, CoverageCounts, HAMLET_MIN_HOUSEHOLDS, NineHaves, VILLAGE_MIN_TERMINALS};
 use cuncun_domain::service::{TicketCategory, TicketKind, TicketSource};
+use cuncun_domain::time::{self, day_of, day_start};
 use futures::TryStreamExt;
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -413,17 +414,19 @@ impl ReportStore for SqlStore {
     async fn tickets_per_day(&self, scope: &RegionCode, from_ms: i64, to_ms: i64) -> Result<Vec<(i64, i64)>> {
         let (lo, hi) = scope.subtree_bounds();
         // Integer division on both backends: Beijing day number.
-        let rows = sqlx::query(
-            "SELECT (created_at_ms + 28800000) / 86400000 AS d, COUNT(*) FROM ticket \
+        let day = time::day_sql("created_at_ms");
+        let sql = format!(
+            "SELECT {day} AS d, COUNT(*) FROM ticket \
              WHERE village_code BETWEEN $1 AND $2 AND created_at_ms >= $3 AND created_at_ms < $4 \
-             AND status <> 'cancelled' AND created_at_ms >= 0 GROUP BY (created_at_ms + 28800000) / 86400000 ORDER BY d",
-        )
-        .bind(lo.as_str())
-        .bind(hi.as_str())
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(self.pool())
-        .await?;
+             AND status <> 'cancelled' AND created_at_ms >= 0 GROUP BY {day} ORDER BY d"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(lo.as_str())
+            .bind(hi.as_str())
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
 

@@ -6,6 +6,7 @@ use crate::sql::conflict_or;
 use crate::*;
 use cuncun_domain::model::OutletKind;
 use cuncun_domain::service::*;
+use cuncun_domain::time;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -80,7 +81,7 @@ const HH_INSERT_COLS: [&str; 16] = [
 ];
 
 /// A household with every required field (docs/INDICATORS.md, data completeness), as SQL.
-use crate::service_stats::{BEIJING_OFFSET_MS, bulk_begin, bulk_end, CARE_SQL, DAY_MS, TICKET_FILTER, ticket_measures};
+use crate::service_stats::{bulk_begin, bulk_end, CARE_SQL, TICKET_FILTER, ticket_measures};
 
 fn validate_household(h: &HouseholdRecord) -> Result<()> {
     let invalid = |m: &str| Err(StoreError::Invalid(m.to_string()));
@@ -928,7 +929,7 @@ impl ServiceStore for SqlStore {
         if !h.rec.special_care() {
             return Err(StoreError::Invalid(format!("household {household_id} is not a special-care household")));
         }
-        let year = beijing_year(visited_at_ms);
+        let year = time::year_of(visited_at_ms);
         let id: i64 = sqlx::query(
             "INSERT INTO care_visit (household_id, village_code, steward_id, year, visited_at_ms, note, recorded_by) \
              VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id",
@@ -996,9 +997,9 @@ impl ServiceStore for SqlStore {
         let mut acc: std::collections::BTreeMap<String, IndicatorCounts> = std::collections::BTreeMap::new();
         // Whole Beijing days of the period come from the day counts; a part-day at either end (a
         // period that does not start or end at midnight) is counted from the tickets themselves.
-        let first_day = (from_ms + BEIJING_OFFSET_MS + DAY_MS - 1).div_euclid(DAY_MS);
-        let end_day = (to_ms + BEIJING_OFFSET_MS).div_euclid(DAY_MS);
-        let day_ms = |d: i64| d * DAY_MS - BEIJING_OFFSET_MS;
+        let first_day = time::day_of(from_ms - 1) + 1;
+        let end_day = time::day_of(to_ms);
+        let day_ms = time::day_start;
         let mut raw = Vec::new();
         if first_day < end_day {
             if from_ms < day_ms(first_day) {

@@ -235,7 +235,7 @@ async fn baoshan_arithmetic_and_the_other_indicators() {
     for db in all_backends().await {
         let s = &db.store;
         seed(s).await;
-        let t0 = beijing_year_start(2026) + 160 * 24 * HOUR_MS; // June 2026
+        let t0 = cuncun_domain::time::year_start(2026) + 160 * 24 * HOUR_MS; // June 2026
         let a = Actor::system();
         // 114 tickets in the month; 110 resolved within 24 hours, 2 late, 2 still open.
         for i in 0..114 {
@@ -368,7 +368,7 @@ async fn historic_tickets_load_in_bulk() {
     for db in all_backends().await {
         let s = &db.store;
         let (a, _) = seed(s).await;
-        let t0 = beijing_year_start(2026);
+        let t0 = cuncun_domain::time::year_start(2026);
         let rows: Vec<HistoricTicket> = (0..300)
             .map(|i| HistoricTicket {
                 t: repair(V1, Some(t0 + i * HOUR_MS)),
@@ -409,7 +409,7 @@ async fn kept_counts_equal_the_records_after_any_history() {
             rng % n
         };
         let villages = [V1, V2, V3];
-        let t0 = beijing_year_start(2026) + 40 * 24 * HOUR_MS;
+        let t0 = cuncun_domain::time::year_start(2026) + 40 * 24 * HOUR_MS;
         // Households, some edited afterwards (moved, a field cleared, care flags changed).
         let hs: Vec<HouseholdRecord> = (0..40)
             .map(|i| {

@@ -910,10 +910,7 @@ struct DayQuery {
 
 /// [start, end) in UTC ms of a Beijing calendar day "YYYY-MM-DD".
 pub fn beijing_day_bounds(day: &str) -> Result<(i64, i64), AppError> {
-    let d = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-        .map_err(|_| AppError::BadRequest(format!("day {day:?}: expected YYYY-MM-DD")))?;
-    let start = d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or(0) - 8 * 3_600_000;
-    Ok((start, start + 86_400_000))
+    cuncun_domain::time::day_bounds(day).map_err(|_| AppError::BadRequest(format!("day {day:?}: expected YYYY-MM-DD")))
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -922,9 +919,7 @@ fn pct(v: Option<f64>) -> String {
 
 async fn online_page(State(state): State<AppState>, c: Caller, Query(q): Query<DayQuery>) -> Result<Response, AppError> {
     let now = cuncun_store::now_ms();
-    let today = chrono::DateTime::from_timestamp_millis(now + 8 * 3_600_000)
-        .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_default();
+    let today = cuncun_domain::time::today(now);
     let day = q.day.filter(|d| !d.is_empty()).unwrap_or(today);
     let (start, end) = beijing_day_bounds(&day)?;
     let scope = c.user.region_code.clone();

@@ -58,9 +58,7 @@ impl Chrome {
     }
     /// Beijing time (UTC+8), as the UI shows all times.
     pub fn time(&self, ms: &i64) -> String {
-        chrono::DateTime::from_timestamp_millis(*ms + 8 * 3600 * 1000)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default()
+        cuncun_domain::time::format_datetime(*ms)
     }
     pub fn other_lang(&self) -> &'static str {
         self.lang.other().short()

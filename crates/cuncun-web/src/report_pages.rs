@@ -20,6 +20,7 @@ use axum::{Form, Router};
 use cuncun_domain::RegionCode;
 use cuncun_domain::indicators::{self, CheckStatus, Evaluation, Month, NineHaves};
 use cuncun_domain::service::{VISITS_PER_YEAR, percent, show_percent};
+use cuncun_domain::time::{self, day_of, day_start, week_of};
 use cuncun_store::report::*;
 use cuncun_store::service::TicketFilter;
 use serde::Deserialize;
@@ -158,7 +159,7 @@ impl Chrome {
         if self.lang == crate::i18n::Lang::Zh { i.name_zh() } else { i.name_en() }
     }
     pub fn day(&self, ms: &i64) -> String {
-        chrono::DateTime::from_timestamp_millis(*ms + 8 * 3_600_000).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+        time::format_date(*ms)
     }
 }
 
@@ -258,7 +259,7 @@ pub fn bars_svg(id: &str, bars: &[(String, i64)]) -> String {
 }
 
 fn day_label(day_start_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(day_start_ms + 8 * 3_600_000).map(|t| t.format("%m-%d").to_string()).unwrap_or_default()
+    time::format_month_day(day_start_ms)
 }
 
 fn online_points(days: &[(i64, i64, i64)]) -> Vec<(String, Option<f64>)> {
@@ -437,7 +438,7 @@ pub fn report_workbook(r: &MonthlyReport) -> Result<Vec<u8>, AppError> {
         head(ws, &["日期 date", "在线率 rate %", "在线终端时 online h", "应在线终端时 expected h"])?;
         for (i, (d, on, exp)) in r.daily_online.iter().enumerate() {
             let row = i as u32 + 1;
-            let date = chrono::DateTime::from_timestamp_millis(d + 8 * 3_600_000).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
+            let date = time::format_date(*d);
             ws.write_string(row, 0, &date).map_err(xerr)?;
             if let Some(v) = cuncun_domain::online::rate(*on, *exp) {
                 ws.write_number_with_format(row, 1, v, &pct).map_err(xerr)?;
@@ -450,7 +451,7 @@ pub fn report_workbook(r: &MonthlyReport) -> Result<Vec<u8>, AppError> {
         let ws = wb.add_worksheet().set_name("每周工单").map_err(xerr)?;
         head(ws, &["周一 week of", "工单 tickets"])?;
         for (i, (monday, n)) in r.tickets_per_week.iter().enumerate() {
-            let date = chrono::DateTime::from_timestamp_millis(day_start(*monday) + 8 * 3_600_000).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
+            let date = time::format_date(day_start(*monday));
             ws.write_string(i as u32 + 1, 0, &date).map_err(xerr)?;
             ws.write_number(i as u32 + 1, 1, *n as f64).map_err(xerr)?;
         }

@@ -18,6 +18,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use cuncun_domain::RegionCode;
 use cuncun_domain::service::*;
+use cuncun_domain::time;
 use cuncun_store::Actor;
 use cuncun_store::service::*;
 use serde::Deserialize;
@@ -393,9 +394,8 @@ pub fn day_start(s: &str, field: &str) -> Result<Option<i64>, AppError> {
     if s.is_empty() {
         return Ok(None);
     }
-    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| AppError::BadRequest(format!("{field}: {s:?} is not a date (YYYY-MM-DD)")))?;
-    let ms = d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or(0);
-    Ok(Some(ms - 8 * 3_600_000))
+    let (start, _) = time::day_bounds(s).map_err(|e| AppError::BadRequest(format!("{field}: {e}")))?;
+    Ok(Some(start))
 }
 
 /// The filter of a list request, checked against the caller's scope.
@@ -772,7 +772,7 @@ struct YearQuery {
 
 async fn visits_view(state: &AppState, c: &Caller, year: Option<i64>, error: String) -> Result<Response, AppError> {
     let a = access(state, c).await?;
-    let year = year.unwrap_or_else(|| beijing_year(cuncun_store::now_ms()));
+    let year = year.unwrap_or_else(|| time::year_of(cuncun_store::now_ms()));
     let scopes: Vec<RegionCode> = match &a.steward {
         Some(s) => s.villages.clone(),
         None => vec![c.user.region_code.clone()],
@@ -931,20 +931,16 @@ pub struct Period {
 pub fn period_checked(c: &Caller, q: &PeriodQuery) -> Result<Period, AppError> {
     let scope = if q.region.trim().is_empty() { c.user.region_code.clone() } else { RegionCode::parse(&q.region).map_err(|e| AppError::BadRequest(format!("region: {e}")))? };
     c.ensure_scope(&scope)?;
-    let today = chrono::DateTime::from_timestamp_millis(cuncun_store::now_ms() + 8 * 3_600_000).map(|d| d.date_naive()).unwrap_or_default();
-    let first = today.with_day(1).unwrap_or(today);
-    let next = first.checked_add_months(chrono::Months::new(1)).unwrap_or(first);
-    let from = if q.from.trim().is_empty() { first.format("%Y-%m-%d").to_string() } else { q.from.trim().to_string() };
-    let to = if q.to.trim().is_empty() { next.format("%Y-%m-%d").to_string() } else { q.to.trim().to_string() };
+    let (first, next) = time::month_bounds(cuncun_store::now_ms());
+    let from = if q.from.trim().is_empty() { time::format_date(first) } else { q.from.trim().to_string() };
+    let to = if q.to.trim().is_empty() { time::format_date(next) } else { q.to.trim().to_string() };
     let from_ms = day_start(&from, "from")?.unwrap_or(0);
     let to_ms = day_start(&to, "to")?.unwrap_or(0);
     if to_ms <= from_ms {
         return Err(AppError::BadRequest("to: must be after from".into()));
     }
-    Ok(Period { scope, from_ms, to_ms, year: beijing_year(from_ms), from, to })
+    Ok(Period { scope, from_ms, to_ms, year: time::year_of(from_ms), from, to })
 }
-
-use chrono::Datelike;
 
 /// Indicators of the scope and of each child region.
 pub async fn indicators_checked(state: &AppState, c: &Caller, p: &Period) -> Result<(Indicators, Vec<(RegionCode, String, Indicators)>), AppError> {

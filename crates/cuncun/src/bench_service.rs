@@ -157,7 +157,7 @@ pub async fn run(a: TicketsArgs) -> anyhow::Result<()> {
 
     // 3. Pages over HTTP, as the county's service desk.
     let (mut client, cookie, server) = serve_logged_in(store.clone(), Role::Broadcaster, &county).await?;
-    let day = |ms: i64| chrono::DateTime::from_timestamp_millis(ms + 8 * 3_600_000).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
+    let day = cuncun_domain::time::format_date;
     let (month_ago, today, tomorrow) = (day(now - 30 * 24 * HOUR_MS), day(now), day(now + 24 * HOUR_MS));
     let pages = [
         ("ticket list, newest", "/service/tickets".to_string(), "data-id"),

@@ -289,7 +289,7 @@ async fn indicators_by_region_and_period() {
     for app in apps().await {
         stewards(&app).await;
         let admin = app.token("admin").await;
-        let base = cuncun_store::service::beijing_year_start(2026) + 151 * 24 * HOUR_MS; // 2026-06-01
+        let base = cuncun_domain::time::year_start(2026) + 151 * 24 * HOUR_MS; // 2026-06-01
         for i in 0..4 {
             let t = NewTicket {
                 kind: if i == 0 { TicketKind::Complaint } else { TicketKind::Repair },
