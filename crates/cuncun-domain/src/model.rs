@@ -218,3 +218,12 @@ pub struct RegionCounts {
     pub stewards: i64,
     pub outlets: i64,
 }
+
+/// What a gateway needs to authenticate a device, as the platform stores it: the device's
+/// resource code, the hex SHA-256 of its secret and its 12-digit region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCredential {
+    pub ebrid: String,
+    pub secret_hash: String,
+    pub region12: String,
+}

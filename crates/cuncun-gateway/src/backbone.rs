@@ -11,7 +11,7 @@
 //! messages (bounded), and on relinking says again who is connected; the hub marks a lost
 //! node's terminals offline meanwhile. Frames are documented in docs/TERMINAL_PROTOCOL.md.
 
-use crate::{Authenticator, Bus, BusEvent, EmbeddedGateway, GatewayConfig, GatewayStats, MapAuthenticator};
+use crate::{Authenticator, Bus, BusEvent, DeviceAuth, EmbeddedGateway, GatewayConfig, GatewayStats};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -91,6 +91,9 @@ impl Cur {
         let mut h = [0u8; 32];
         self.0.copy_to_slice(&mut h);
         Ok(h)
+    }
+    fn credential(&mut self) -> Result<Credential, FrameError> {
+        Ok(Credential { id: self.str16()?, secret_sha256: self.hash()?, region12: self.str16()? })
     }
     fn rest(self) -> Bytes {
         self.0
@@ -644,7 +647,9 @@ impl Drop for Node {
 
 /// Starts a gateway node on `listeners` and keeps it linked to the platform.
 pub async fn start_node(listeners: Vec<TcpListener>, cfg: NodeConfig) -> anyhow::Result<Node> {
-    let auth = Arc::new(MapAuthenticator::new());
+    // The node's copy of the platform's credentials, under the same invalidation rule: a device the
+    // platform retires or re-keys is disconnected from this node as soon as the change arrives.
+    let auth = Arc::new(DeviceAuth::default());
     let (gw, rx) = crate::start_embedded_gateway(listeners, cfg.gateway.clone(), auth.clone()).await?;
     let linked = Arc::new(AtomicBool::new(false));
     let dropped = Arc::new(AtomicU64::new(0));
@@ -691,7 +696,7 @@ async fn while_keeping<T>(
 async fn node_loop(
     gw: Arc<EmbeddedGateway>,
     mut rx: mpsc::Receiver<BusEvent>,
-    auth: Arc<MapAuthenticator>,
+    auth: Arc<DeviceAuth>,
     cfg: NodeConfig,
     linked: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
@@ -746,7 +751,7 @@ async fn serve_node_link(
     gw: &Arc<EmbeddedGateway>,
     rx: &mut mpsc::Receiver<BusEvent>,
     backlog: &mut Backlog,
-    auth: &Arc<MapAuthenticator>,
+    auth: &Arc<DeviceAuth>,
     (mut rd, mut wr): (BufReader<tokio::net::tcp::OwnedReadHalf>, tokio::net::tcp::OwnedWriteHalf),
 ) -> anyhow::Result<bool> {
     let (g, a) = (gw.clone(), auth.clone());
@@ -802,7 +807,7 @@ async fn serve_node_link(
 }
 
 /// Applies what the platform sends: credentials and publishes, in order.
-async fn node_read(gw: &EmbeddedGateway, auth: &MapAuthenticator, rd: &mut (impl AsyncRead + Unpin)) -> anyhow::Result<()> {
+async fn node_read(gw: &EmbeddedGateway, auth: &DeviceAuth, rd: &mut (impl AsyncRead + Unpin)) -> anyhow::Result<()> {
     loop {
         let Some((t, body)) = read_frame_within(rd, LINK_TIMEOUT).await? else { return Ok(()) };
         let mut c = Cur(body);
@@ -811,18 +816,15 @@ async fn node_read(gw: &EmbeddedGateway, auth: &MapAuthenticator, rd: &mut (impl
             T_CREDS => {
                 let mut all = Vec::new();
                 while !c.is_empty() {
-                    all.push((c.str16()?, c.hash()?, c.str16()?));
+                    all.push(c.credential()?);
                 }
                 tracing::info!(terminals = all.len(), "credentials from the platform");
-                auth.replace_hashed(all);
+                auth.replace_credentials(all);
             }
-            T_CRED_SET => {
-                let (id, h, r) = (c.str16()?, c.hash()?, c.str16()?);
-                auth.insert_hashed(&id, h, &r);
-            }
+            T_CRED_SET => auth.apply_credential(c.credential()?),
             T_CRED_DEL => {
                 let id = c.str16()?;
-                auth.remove(&id);
+                auth.device_changed(&id, None);
             }
             T_PUBLISH => {
                 let topic = c.str16()?;

@@ -6,7 +6,7 @@
 //! `slow_queue` packets closes the connection, so one slow terminal cannot hold memory or delay
 //! the others.
 
-use crate::{Authenticator, Bus, BusEvent, GatewayConfig, GatewayStats, codec};
+use crate::{Authenticator, Bus, BusEvent, GatewayConfig, GatewayStats, RevocationListener, codec};
 use bytes::{Buf, Bytes, BytesMut};
 use cuncun_domain::protocol;
 use parking_lot::{Mutex, RwLock};
@@ -236,13 +236,25 @@ impl Inner {
         }
     }
 
-    /// Admits an authenticated terminal, replacing an older connection with the same id; gives
-    /// the socket back when the gateway is full.
-    fn register(&self, id: String, stream: TcpStream) -> Result<Arc<Conn>, TcpStream> {
+    /// Authenticates a terminal and admits it, replacing an older connection with the same id;
+    /// gives the socket back with the refusal when its credential is refused or the gateway is
+    /// full. Both steps hold the session lock, which revocations take after the credential has
+    /// changed: a connection admitted with a credential revoked meanwhile is in the sessions by
+    /// the time the revocation looks, and is closed.
+    fn admit(
+        &self,
+        id: String,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+        stream: TcpStream,
+    ) -> Result<(Arc<Conn>, String), (TcpStream, ConnectReturnCode)> {
         let mut s = self.sessions.lock();
+        let Some(region) = self.auth.authenticate(&id, username, password) else {
+            return Err((stream, ConnectReturnCode::BadUserNamePassword));
+        };
         let taking_over = s.contains_key(id.as_str());
         if !taking_over && s.len() >= self.cfg.max_connections {
-            return Err(stream);
+            return Err((stream, ConnectReturnCode::ServiceUnavailable));
         }
         let conn = Arc::new(Conn {
             no: self.next_no.fetch_add(1, Relaxed),
@@ -260,7 +272,19 @@ impl Inner {
             None => inc(&self.c.connected),
         }
         inc(&self.c.connects_total);
-        Ok(conn)
+        Ok((conn, region))
+    }
+}
+
+/// The one invalidation rule's gateway half: a device whose credential was removed or replaced
+/// loses its connection at once (its task unregisters it and reports it offline).
+impl RevocationListener for Inner {
+    fn revoked(&self, id: &str) {
+        let conn = self.sessions.lock().get(id).cloned();
+        if let Some(c) = conn {
+            tracing::info!(id, "device retired or re-keyed: closing its connection");
+            c.close();
+        }
     }
 }
 
@@ -377,6 +401,7 @@ pub async fn start_embedded_gateway(
         fanouts: AtomicUsize::new(0),
         fanout_done: Notify::new(),
     });
+    inner.auth.watch(Arc::downgrade(&inner) as Weak<dyn RevocationListener>);
     let mut local_addrs = Vec::new();
     let mut accept_tasks = Vec::new();
     for l in listeners {
@@ -526,22 +551,17 @@ async fn serve_socket(inner: Arc<Inner>, stream: TcpStream, _slot: SocketSlot) {
         None => (None, None),
     };
     // The client id must be the username: ACLs are keyed by the id, authentication by the username.
-    let region = if !client_id.is_empty() && username == Some(client_id.as_str()) {
-        inner.auth.authenticate(&client_id, username, password)
+    let admitted = if !client_id.is_empty() && username == Some(client_id.as_str()) {
+        inner.admit(client_id, username, password, stream)
     } else {
-        None
+        Err((stream, ConnectReturnCode::BadUserNamePassword))
     };
     drop(login);
-    let Some(region) = region else {
-        inc(&inner.c.refused_auth);
-        refuse(stream, ConnectReturnCode::BadUserNamePassword).await;
-        return;
-    };
-    let conn = match inner.register(client_id, stream) {
-        Ok(c) => c,
-        Err(stream) => {
-            inc(&inner.c.refused_capacity);
-            refuse(stream, ConnectReturnCode::ServiceUnavailable).await;
+    let (conn, region) = match admitted {
+        Ok(a) => a,
+        Err((stream, code)) => {
+            inc(if code == ConnectReturnCode::BadUserNamePassword { &inner.c.refused_auth } else { &inner.c.refused_capacity });
+            refuse(stream, code).await;
             return;
         }
     };

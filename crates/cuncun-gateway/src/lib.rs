@@ -15,7 +15,7 @@ mod external;
 pub use backbone::{
     Credential, CredentialChange, CredentialSource, Hub, HubConfig, Node, NodeConfig, NodeInfo, start_hub, start_node,
 };
-pub use auth::{MapAuthenticator, ebrid_region12, sha256};
+pub use auth::{DeviceAuth, RevocationListener, ebrid_region12, hash_secret, sha256};
 pub use embedded::{EmbeddedGateway, start_embedded, start_embedded_gateway};
 pub use external::{ExternalBus, UP_FILTER, connect_external, connect_external_bus, parse_mqtt_url};
 
@@ -23,12 +23,16 @@ use bytes::Bytes;
 use serde::Serialize;
 use std::time::Duration;
 
-/// Decides who may connect. Implementations must be fast (called on every CONNECT, from the
-/// connection's task): an in-memory lookup.
+/// Decides who may connect. [`DeviceAuth`] is the one implementation: every broker path that
+/// authenticates terminals (the platform's embedded gateway, gateway nodes) uses it.
 pub trait Authenticator: Send + Sync + 'static {
     /// Called on CONNECT; must be fast (an in-memory lookup; the platform keeps a map of terminal id
     /// -> SHA-256 of its secret). Return the terminal's 12-digit region code when accepted.
     fn authenticate(&self, client_id: &str, username: Option<&str>, password: Option<&[u8]>) -> Option<String>;
+    /// Registers a gateway holding connections: from now on it is told the id of every device
+    /// whose credential is removed or replaced, and must close that device's connection at once.
+    /// Gateways call it when they start; the authenticator keeps only the weak reference.
+    fn watch(&self, listener: std::sync::Weak<dyn RevocationListener>);
 }
 
 /// What terminals do, as the platform sees it.

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use cuncun_domain::protocol;
 use cuncun_gateway::{
-    Bus, BusEvent, Credential, CredentialChange, CredentialSource, GatewayConfig, Hub, HubConfig, Node, NodeConfig,
-    sha256, start_hub, start_node,
+    Bus, BusEvent, Credential, CredentialChange, CredentialSource, DeviceAuth, GatewayConfig, Hub, HubConfig, Node,
+    NodeConfig, hash_secret, sha256, start_hub, start_node,
 };
 use parking_lot::Mutex;
 use rumqttc::{ConnectReturnCode, QoS};
@@ -235,4 +235,43 @@ async fn a_node_relinks_and_says_who_is_connected() {
     // And what the terminal sends while linked again comes through.
     t.client.publish(protocol::up_topic(A1, "hb"), QoS::AtMostOnce, false, "hb").await.expect("pub");
     event(&mut ev2, BusEvent::Up { id: A1.into(), kind: "hb".into(), payload: Bytes::from_static(b"hb") }).await;
+}
+
+/// The invalidation rule across processes: the platform's `DeviceAuth` is the hub's credential
+/// source; a device retired or re-keyed there is disconnected from the node holding it at once.
+#[tokio::test]
+async fn retired_or_rekeyed_devices_are_disconnected_from_nodes_at_once() {
+    let auth = Arc::new(DeviceAuth::default());
+    for id in [A1, A2, B1] {
+        auth.insert(id, SECRET, cuncun_gateway::ebrid_region12(id).expect("id"));
+    }
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let cfg = HubConfig { secret: "backbone-secret".into(), ..Default::default() };
+    let (hub, _ev) = start_hub(l, cfg, auth.clone(), None).await.expect("hub");
+    let (n, addr) = node(&hub, "n1", "backbone-secret").await;
+    linked(&n).await;
+    let mut a1 = terminal_on(addr, A1).await;
+    let mut a2 = terminal_on(addr, A2).await;
+    let mut b1 = terminal_on(addr, B1).await;
+
+    let t0 = tokio::time::Instant::now();
+    auth.device_changed(A1, None);
+    a1.disconnected().await;
+    assert!(t0.elapsed() < Duration::from_secs(1), "retired: disconnected after {:?}", t0.elapsed());
+
+    let region = cuncun_gateway::ebrid_region12(A2).expect("id");
+    let t0 = tokio::time::Instant::now();
+    auth.device_changed(A2, Some((&hash_secret("new secret"), region)));
+    a2.disconnected().await;
+    assert!(t0.elapsed() < Duration::from_secs(1), "re-keyed: disconnected after {:?}", t0.elapsed());
+    let mut old = spawn_client(options(addr, A2, A2, SECRET));
+    assert_eq!(old.connack().await, Err(ConnectReturnCode::BadUserNamePassword));
+    let mut new = spawn_client(options(addr, A2, A2, "new secret"));
+    assert_eq!(new.connack().await, Ok(()));
+    let mut gone = spawn_client(options(addr, A1, A1, SECRET));
+    assert_eq!(gone.connack().await, Err(ConnectReturnCode::BadUserNamePassword));
+
+    // The others stay.
+    assert!(tokio::time::timeout(Duration::from_millis(300), b1.disconnected()).await.is_err(), "B1 was disconnected");
+    assert_eq!(n.gateway.stats().connected, 2);
 }

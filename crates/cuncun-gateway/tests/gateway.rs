@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use cuncun_domain::protocol;
 use cuncun_gateway::{
-    Bus, BusEvent, EmbeddedGateway, GatewayConfig, MapAuthenticator, connect_external, start_embedded_gateway,
+    Bus, BusEvent, DeviceAuth, EmbeddedGateway, GatewayConfig, connect_external, start_embedded_gateway,
 };
 use rumqttc::mqttbytes::v4 as raw;
 use rumqttc::{ConnectReturnCode, Event, LastWill, MqttOptions, Packet, QoS, SubscribeFilter};
@@ -25,7 +25,7 @@ struct Gw {
 }
 
 async fn start(cfg: GatewayConfig) -> Gw {
-    let auth = Arc::new(MapAuthenticator::new());
+    let auth = Arc::new(DeviceAuth::default());
     for id in [A1, A2, B1] {
         auth.insert(id, SECRET, cuncun_gateway::ebrid_region12(id).expect("valid id"));
     }

@@ -11,7 +11,7 @@ use crate::{SimProgress, SimReport};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use cuncun_domain::protocol::{self, Command, Play, Priority};
-use cuncun_gateway::{Bus, BusEvent, GatewayConfig, MapAuthenticator};
+use cuncun_gateway::{Bus, BusEvent, DeviceAuth, GatewayConfig};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -200,7 +200,7 @@ fn find_process(name: &str) -> Option<String> {
 }
 
 async fn run_embedded(opts: &FanoutOptions, creds: &[(String, String)], creds_file: &Path, dir: &Path) -> anyhow::Result<RunResult> {
-    let auth = Arc::new(MapAuthenticator::new());
+    let auth = Arc::new(DeviceAuth::default());
     for (id, s) in creds {
         auth.insert(id, s, crate::region_of(id).unwrap_or_default());
     }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use cuncun_domain::protocol::{self, Command, LogEntry, Play, Priority, Receipt, Stage};
-use cuncun_gateway::{Bus, BusEvent, EmbeddedGateway, GatewayConfig, MapAuthenticator, start_embedded_gateway};
+use cuncun_gateway::{Bus, BusEvent, DeviceAuth, EmbeddedGateway, GatewayConfig, start_embedded_gateway};
 use cuncun_sim::{EqualSeverity, PlayerConfig, SimConfig, SimControl, SimReport};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ fn creds(ids: &[&str]) -> Vec<(String, String)> {
 }
 
 async fn gateway(ids: &[&str]) -> (Arc<EmbeddedGateway>, mpsc::Receiver<BusEvent>, SocketAddr) {
-    let auth = Arc::new(MapAuthenticator::new());
+    let auth = Arc::new(DeviceAuth::default());
     for (id, s) in creds(ids) {
         auth.insert(&id, &s, cuncun_sim::region_of(&id).expect("id"));
     }

@@ -62,12 +62,7 @@ pub struct ResourcePatch {
 }
 
 /// What the gateway needs to authenticate a device, kept in memory by the platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceCredential {
-    pub ebrid: String,
-    pub secret_hash: String,
-    pub region12: String,
-}
+pub use cuncun_domain::model::DeviceCredential;
 
 /// Device-reported changes, applied in batches (never one write per heartbeat).
 #[derive(Debug, Clone, PartialEq)]

@@ -205,7 +205,7 @@ pub async fn register_checked(
         )
         .await?;
     if let Some(eb) = &state.eb {
-        eb.auth.set(&r.ebrid, &cuncun_eb::hash_secret(&secret), r.region_code.as_str());
+        eb.auth.device_changed(&r.ebrid, Some((&cuncun_eb::hash_secret(&secret), r.region_code.as_str())));
     }
     Ok((r, secret))
 }
@@ -251,7 +251,7 @@ async fn retire(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, F
     let r = editable_resource(&state, &c, id).await?;
     state.store.retire_resource(id, &c.actor()).await?;
     if let Some(eb) = &state.eb {
-        eb.auth.remove(&r.ebrid);
+        eb.auth.device_changed(&r.ebrid, None);
     }
     Ok(Redirect::to("/eb/terminals").into_response())
 }
@@ -263,7 +263,7 @@ async fn reset_secret(State(state): State<AppState>, c: Caller, Path(id): Path<i
     let hash = cuncun_eb::hash_secret(&secret);
     state.store.set_secret_hashes(&[(r.ebrid.clone(), hash.clone())], &c.actor()).await?;
     if let Some(eb) = &state.eb {
-        eb.auth.set(&r.ebrid, &hash, r.region_code.as_str());
+        eb.auth.device_changed(&r.ebrid, Some((&hash, r.region_code.as_str())));
     }
     terminals_view(&state, &c, false, 1, Some((r.ebrid, secret)), String::new()).await
 }
@@ -438,7 +438,7 @@ pub async fn import_checked(state: &AppState, c: &Caller, bytes: &[u8], valid_ro
     }
     if let Some(eb) = &state.eb {
         for (e, h, reg) in &pairs {
-            eb.auth.set(e, h, reg);
+            eb.auth.device_changed(e, Some((h, reg)));
         }
     }
     result.imported = rows.len();
