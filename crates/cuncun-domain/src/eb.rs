@@ -3,7 +3,7 @@
 //! docs/EB_STANDARDS.md of the shared docs; where the standard's table is unverified, the values
 //! are data here (RESOURCE_TYPES), not logic.
 
-use crate::{RegionCode, RegionLevel, Role};
+use crate::{RegionCode, RegionLevel};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -265,82 +265,6 @@ impl MessageStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Submit,
-    Approve,
-    Reject,
-    Cancel,
-}
-
-/// Who is acting, for workflow checks.
-pub struct Actor<'a> {
-    pub user_id: i64,
-    pub role: Role,
-    pub region: &'a RegionCode,
-}
-
-/// The workflow: draft -> submitted -> approved (-> dispatching -> completed | expired), or
-/// cancelled from any non-final state; a rejected submission returns to draft.
-/// A real warning needs an approver other than its author; department senders may submit but
-/// never approve; everyone acts only inside their region.
-pub fn transition(
-    from: MessageStatus,
-    action: Action,
-    who: &Actor<'_>,
-    author_id: i64,
-    areas: &[RegionCode],
-    is_drill: bool,
-) -> Result<MessageStatus, EbError> {
-    use MessageStatus::*;
-    if let Some(a) = areas.iter().find(|a| !who.region.contains(a)) {
-        return Err(EbError::NotAllowed(format!("target area {a} is outside your region {}", who.region)));
-    }
-    let bad = |action: &'static str| EbError::BadTransition { action, from: from.key() };
-    match action {
-        Action::Submit => match from {
-            Draft => match who.role {
-                Role::Admin | Role::Broadcaster | Role::DepartmentSender => Ok(Submitted),
-                _ => Err(EbError::NotAllowed("your role may not submit warnings".into())),
-            },
-            _ => Err(bad("submit")),
-        },
-        Action::Approve => {
-            if from != Submitted {
-                return Err(bad("approve"));
-            }
-            if !matches!(who.role, Role::Admin | Role::Reviewer) {
-                return Err(EbError::NotAllowed("only a reviewer or administrator may approve".into()));
-            }
-            if who.user_id == author_id && !is_drill {
-                return Err(EbError::NotAllowed(
-                    "a real warning needs an approver other than its author".into(),
-                ));
-            }
-            Ok(Approved)
-        }
-        Action::Reject => {
-            if from != Submitted {
-                return Err(bad("reject"));
-            }
-            if !matches!(who.role, Role::Admin | Role::Reviewer) {
-                return Err(EbError::NotAllowed("only a reviewer or administrator may reject".into()));
-            }
-            Ok(Draft)
-        }
-        Action::Cancel => {
-            if from.is_final() {
-                return Err(bad("cancel"));
-            }
-            match who.role {
-                Role::Admin | Role::Broadcaster | Role::Reviewer => Ok(Cancelled),
-                Role::DepartmentSender if who.user_id == author_id => Ok(Cancelled),
-                _ => Err(EbError::NotAllowed("your role may not cancel this message".into())),
-            }
-        }
-    }
-}
-
 /// What a terminal does when a new message arrives while it plays another of equal severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -391,27 +315,6 @@ mod tests {
         let id = ebmid(&p, "20260601", 7).unwrap();
         assert_eq!(id.len(), 35);
         assert!(id.ends_with("202606010007"));
-    }
-
-    #[test]
-    fn workflow_rules() {
-        use MessageStatus::*;
-        let county = rc("500236");
-        let t1 = rc("500236001");
-        let sender = Actor { user_id: 5, role: Role::DepartmentSender, region: &county };
-        let reviewer = Actor { user_id: 6, role: Role::Reviewer, region: &county };
-        let areas = [rc("500236100")];
-        assert_eq!(transition(Draft, Action::Submit, &sender, 5, &areas, false), Ok(Submitted));
-        assert!(transition(Submitted, Action::Approve, &sender, 5, &areas, false).is_err(), "senders never approve");
-        let self_review = Actor { user_id: 6, role: Role::Reviewer, region: &county };
-        assert!(transition(Submitted, Action::Approve, &self_review, 6, &areas, false).is_err(), "four eyes");
-        assert_eq!(transition(Submitted, Action::Approve, &self_review, 6, &areas, true), Ok(Approved), "a drill may be self-approved");
-        assert_eq!(transition(Submitted, Action::Approve, &reviewer, 5, &areas, false), Ok(Approved));
-        let township_sender = Actor { user_id: 7, role: Role::DepartmentSender, region: &t1 };
-        assert!(transition(Draft, Action::Submit, &township_sender, 7, &areas, false).is_err(), "outside region");
-        assert!(transition(Completed, Action::Cancel, &reviewer, 5, &areas, false).is_err());
-        assert_eq!(transition(Dispatching, Action::Cancel, &reviewer, 5, &areas, false), Ok(Cancelled));
-        assert_eq!(transition(Submitted, Action::Reject, &reviewer, 5, &areas, false), Ok(Draft));
     }
 
     #[test]

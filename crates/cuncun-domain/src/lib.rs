@@ -2,6 +2,7 @@
 //! Parse, don't validate: constructors return typed errors and the types stay valid afterwards.
 
 pub mod audit;
+pub mod authz;
 pub mod eb;
 pub mod indicators;
 pub mod model;

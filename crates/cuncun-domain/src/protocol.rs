@@ -157,6 +157,10 @@ pub struct Play {
     pub repeat: u32,
     #[serde(default)]
     pub volume: Option<u8>,
+    /// A drill (演练): the terminal announces it as a drill before and after it plays, and logs
+    /// it apart. Absent (older platforms): false.
+    #[serde(default)]
+    pub drill: bool,
     /// The platform's rule for a message as severe as the one playing (absent: the terminal's
     /// own setting, by default newer_wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]

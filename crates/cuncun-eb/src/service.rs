@@ -2,10 +2,11 @@
 
 use crate::DeviceAuth;
 use bytes::Bytes;
+use cuncun_domain::authz::{MsgCommand, Principal, WorkflowSettings, decide};
 use cuncun_domain::eb::MessageStatus;
 use cuncun_domain::protocol::{self, Command, Heartbeat, LogEntry, Play, Priority, Receipt, Status};
 use cuncun_gateway::{Bus, BusEvent};
-use cuncun_store::eb::{Message, ReceiptIn, StatusChange};
+use cuncun_store::eb::{Message, MessageMove, ReceiptIn, StatusChange};
 use cuncun_store::{Actor, Store, now_ms};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,6 +91,7 @@ pub fn play_of(m: &Message, cfg: &EbConfig) -> Command {
         end: m.end_ms,
         repeat: m.repeat_count.clamp(1, 100) as u32,
         volume: m.volume.map(|v| v.clamp(0, 100) as u8),
+        drill: m.drill,
         equal_severity: Some(cfg.equal_severity),
     })
 }
@@ -248,7 +250,7 @@ async fn work_item(
                 return Ok(()); // cancelled before it went out
             }
             if m.end_ms <= now_ms() {
-                store.transition_message(m.id, m.status, MessageStatus::Expired, None, &Actor::system()).await?;
+                store.transition_message(system_move(&m, MsgCommand::Finish { received: false })?, &Actor::system()).await?;
                 return Ok(());
             }
             play_of(&m, &cfg)
@@ -272,11 +274,18 @@ async fn work_item(
     if action != "cancel" {
         store.record_sends(m.id, &[], now_ms()).await?;
         if m.status == MessageStatus::Approved {
-            store.transition_message(m.id, MessageStatus::Approved, MessageStatus::Dispatching, None, &Actor::system()).await?;
+            store.transition_message(system_move(&m, MsgCommand::Dispatch)?, &Actor::system()).await?;
         }
         stats.dispatched.fetch_add(1, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// A status change the dispatcher makes, by the workflow's rules.
+fn system_move(m: &Message, cmd: MsgCommand) -> anyhow::Result<MessageMove> {
+    let who = Principal::System { job: "dispatch" };
+    let t = decide(&who, cmd, &m.facts(), &WorkflowSettings::default())?.ok_or_else(|| anyhow::anyhow!("no step"))?;
+    Ok(MessageMove::new(m.id, t))
 }
 
 /// A terminal that (re)connects gets every still-valid message it has not received.
@@ -331,8 +340,10 @@ async fn resend_worker(store: Arc<dyn Store>, bus: Arc<dyn Bus>, stats: Arc<EbSt
                 Err(_) => continue,
             };
             if m.end_ms <= now || (summary.targets > 0 && summary.finished + summary.failed == summary.targets) {
-                let to = if summary.received > 0 || summary.targets == 0 { MessageStatus::Completed } else { MessageStatus::Expired };
-                let _ = store.transition_message(m.id, MessageStatus::Dispatching, to, None, &Actor::system()).await;
+                let received = summary.received > 0 || summary.targets == 0;
+                if let Ok(mv) = system_move(&m, MsgCommand::Finish { received }) {
+                    let _ = store.transition_message(mv, &Actor::system()).await;
+                }
                 continue;
             }
             if summary.pending == summary.pending_offline {

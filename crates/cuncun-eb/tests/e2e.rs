@@ -160,13 +160,14 @@ fn message(areas: &[&str], valid_ms: i64) -> NewMessage {
         source: "local".into(),
         owner_region: rc("500236"),
         author_id: Some(1),
+        start_on_approval: false,
+        from_peer: None,
     }
 }
 
 async fn approve(store: &dyn Store, m: &NewMessage) -> String {
     let msg = store.create_message(m, &Actor::system()).await.unwrap();
-    store.transition_message(msg.id, MessageStatus::Draft, MessageStatus::Submitted, None, &Actor::system()).await.unwrap();
-    store.transition_message(msg.id, MessageStatus::Submitted, MessageStatus::Approved, Some(2), &Actor::system()).await.unwrap();
+    cuncun_store::testing::submit_and_approve(&*store, &msg, &Actor::system()).await.unwrap();
     msg.ebmid
 }
 

@@ -13,13 +13,14 @@
 
 use anyhow::{Context, anyhow};
 use cuncun_domain::RegionCode;
+use cuncun_domain::authz::{Principal, WorkflowSettings};
 use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
 use cuncun_ebd::model::*;
 use cuncun_ebd::values::*;
 use cuncun_ebd::{Body, Ebd, Limits, Package, Signer, TrustList};
 use cuncun_store::eb::{Message, NewMessage, ResourceWithStatus};
 use cuncun_store::interchange::EbdInRow;
-use cuncun_store::{Actor, Store, now_ms};
+use cuncun_store::{Store, now_ms};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,7 +71,7 @@ impl InterchangeConfig {
             own_url,
             region,
             peers: Vec::new(),
-            auto_dispatch: vec![1, 2],
+            auto_dispatch: vec![1],
             check_every: Duration::from_secs(60),
             report_every: Duration::from_secs(30),
             limits: Limits::default(),
@@ -334,15 +335,19 @@ impl Interchange {
 
     async fn receive_ebm(&self, peer: &Peer, ebm: &Ebm) -> anyhow::Result<()> {
         let info = &ebm.msg_basic_info;
-        let actor = Actor::system();
+        let principal = Principal::Peer { ebrid: peer.ebrid.to_string(), region: peer.ebrid.region().unwrap_or_else(|| self.cfg.region.clone()) };
+        let settings = WorkflowSettings { auto_dispatch: self.cfg.auto_dispatch.clone(), ..WorkflowSettings::default() };
+        let app = cuncun_app::App::new(self.store.clone(), settings);
         if info.msg_type.0 == 2 {
             // Cancel: refers to the message it cancels.
             let target = ebm.related_info.as_ref().map(|r| r.ebmid.as_str()).unwrap_or(ebm.ebmid.as_str());
             let rec = self.store.received_ebms().await?;
             let e = rec.iter().find(|e| e.ebmid == target).ok_or_else(|| anyhow!("cancel of unknown EBMID {target}"))?;
             let m = self.store.message(e.message_id).await?.ok_or_else(|| anyhow!("message vanished"))?;
-            if !matches!(m.status, MessageStatus::Cancelled | MessageStatus::Completed | MessageStatus::Expired) {
-                self.store.transition_message(m.id, m.status, MessageStatus::Cancelled, None, &actor).await?;
+            if !m.status.is_final() {
+                // A parent may cancel only what it sent: the application layer decides.
+                let reason = format!("cancelled by the parent platform ({})", ebm.ebmid);
+                app.act(&principal, m.id, cuncun_app::messages::Action::Cancel { reason }).await?;
                 (self.on_approved)();
             }
             return Ok(());
@@ -383,9 +388,11 @@ impl Interchange {
             source: format!("parent:{}", peer.ebrid),
             owner_region: mine.clone(),
             author_id: None,
+            start_on_approval: false,
+            from_peer: Some(peer.ebrid.to_string()),
         };
-        let approve = self.cfg.auto_dispatch.contains(&severity);
-        let (m, new) = self.store.receive_ebm(ebm.ebmid.as_str(), peer.ebrid.as_str(), &nm, approve, &actor).await?;
+        let (m, new) = app.receive(&principal, ebm.ebmid.as_str(), &nm).await?;
+        let approve = m.status == MessageStatus::Approved;
         tracing::info!(ebmid = %ebm.ebmid, local = %m.ebmid, new, approve, "EBM from the parent platform");
         if new && approve {
             (self.on_approved)();

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cuncun_domain::RegionCode;
-use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
+use cuncun_domain::eb::{Ebrid, ResourceKind};
 use cuncun_ebd::model::*;
 use cuncun_ebd::values::*;
 use cuncun_ebd::{Body, Ebd, Package, SoftwareSigner, TrustList};
@@ -50,6 +50,8 @@ async fn platform(
     cfg.peers = peers;
     cfg.check_every = Duration::from_millis(300);
     cfg.report_every = Duration::from_millis(500);
+    // The province's orange warning plays in the county at once (the default is red only).
+    cfg.auto_dispatch = vec![1, 2];
     let kick = eb.clone();
     let ix = Interchange::new(store.clone(), Arc::new(signer), trust, cfg, Box::new(move || kick.kick())).unwrap();
     ix.start();
@@ -185,14 +187,15 @@ async fn scenario(db_p: TestDb, db_c: TestDb) {
                 volume: None,
                 source: "local".into(),
                 owner_region: rc("50"),
-                author_id: None,
+                author_id: Some(1),
+                start_on_approval: false,
+                from_peer: None,
             },
             &Actor::system(),
         )
         .await
         .unwrap();
-    province.store.transition_message(m.id, MessageStatus::Draft, MessageStatus::Submitted, None, &Actor::system()).await.unwrap();
-    province.store.transition_message(m.id, MessageStatus::Submitted, MessageStatus::Approved, None, &Actor::system()).await.unwrap();
+    cuncun_store::testing::submit_and_approve(&*province.store, &m, &Actor::system()).await.unwrap();
     let local = eventually("the county to take the EBM in", 20, async || {
         let r = county.store.received_ebms().await.unwrap();
         r.into_iter().find(|e| e.ebmid == m.ebmid)

@@ -377,6 +377,7 @@ fn bench_play(id: &str, size: usize) -> Bytes {
         end: now + 600_000,
         repeat: 1,
         volume: Some(90),
+        drill: false,
         equal_severity: None,
     };
     let base = serde_json::to_vec(&Command::Play(play.clone())).map(|v| v.len()).unwrap_or(0);

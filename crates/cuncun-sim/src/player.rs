@@ -255,6 +255,7 @@ mod tests {
             end,
             repeat: 1,
             volume: None,
+            drill: false,
             equal_severity: None,
         }
     }

@@ -92,6 +92,7 @@ fn play(id: &str, severity: u8, end_in_ms: i64) -> Play {
         end: now + end_in_ms,
         repeat: 1,
         volume: None,
+        drill: false,
         equal_severity: None,
     }
 }

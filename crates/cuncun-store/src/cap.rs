@@ -68,6 +68,10 @@ pub struct CapImport {
     pub xml: String,
     pub infos: Vec<CapInfoRow>,
     pub message: Option<NewMessage>,
+    /// The department the alert comes from, for the workflow rules that decide, inside the
+    /// import's transaction, whether it may submit, update and cancel what it references.
+    pub principal: cuncun_domain::authz::Principal,
+    pub settings: cuncun_domain::authz::WorkflowSettings,
 }
 
 /// What an import did.

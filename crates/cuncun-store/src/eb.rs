@@ -4,6 +4,7 @@
 use crate::{Actor, Result};
 use async_trait::async_trait;
 use cuncun_domain::RegionCode;
+use cuncun_domain::authz::{Grant, Transition};
 use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
 use cuncun_domain::protocol::{Heartbeat, LogEntry, Stage};
 use serde::Serialize;
@@ -95,6 +96,10 @@ pub struct NewMessage {
     pub source: String,
     pub owner_region: RegionCode,
     pub author_id: Option<i64>,
+    /// Validity starts when the message is approved and lasts `end_ms - start_ms`.
+    pub start_on_approval: bool,
+    /// The parent platform that sent it (its resource code).
+    pub from_peer: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,6 +130,70 @@ pub struct Message {
     pub created_at_ms: i64,
     pub approved_at_ms: Option<i64>,
     pub completed_at_ms: Option<i64>,
+    /// Until approval, `start_ms`/`end_ms` hold the intended duration from now.
+    pub start_on_approval: bool,
+    pub from_peer: Option<String>,
+}
+
+impl NewMessage {
+    /// The facts the workflow rules read of a message about to be written.
+    pub fn facts(&self) -> cuncun_domain::authz::MessageFacts<'_> {
+        cuncun_domain::authz::MessageFacts {
+            status: MessageStatus::Draft,
+            drill: self.drill,
+            author_id: self.author_id,
+            owner_region: &self.owner_region,
+            areas: &self.areas,
+            event_type: &self.event_type,
+            severity: self.severity,
+            from_peer: self.from_peer.as_deref(),
+        }
+    }
+}
+
+impl Message {
+    /// The facts the workflow rules read.
+    pub fn facts(&self) -> cuncun_domain::authz::MessageFacts<'_> {
+        cuncun_domain::authz::MessageFacts {
+            status: self.status,
+            drill: self.drill,
+            author_id: self.author_id,
+            owner_region: &self.owner_region,
+            areas: &self.areas,
+            event_type: &self.event_type,
+            severity: self.severity,
+            from_peer: self.from_peer.as_deref(),
+        }
+    }
+}
+
+/// One workflow step to write: the message moves by `t` (which only the domain's rules make) if
+/// it is still in `t.from()`, else the write is a Conflict and nothing of the batch is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageMove {
+    pub id: i64,
+    pub t: Transition,
+    pub reason: String,
+    /// Set on approval: who approved, and the validity the message plays in.
+    pub approver_id: Option<i64>,
+    pub validity: Option<(i64, i64)>,
+}
+
+impl MessageMove {
+    pub fn new(id: i64, t: Transition) -> MessageMove {
+        MessageMove { id, t, reason: String::new(), approver_id: None, validity: None }
+    }
+}
+
+/// A step in a message's history, as the message page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageStepRow {
+    pub step: String,
+    pub status: String,
+    pub actor: String,
+    pub user_id: Option<i64>,
+    pub reason: String,
+    pub at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,17 +311,22 @@ pub trait EbStore: Send + Sync {
     async fn set_message_audio(&self, id: i64, sha256: &str, size: i64, actor: &Actor) -> Result<Message>;
     async fn message_by_ebmid(&self, ebmid: &str) -> Result<Option<Message>>;
     async fn messages_recent(&self, limit: i64) -> Result<Vec<Message>>;
-    /// Moves a message from `from` to `to` if it is still in `from` (else Conflict). Approval
-    /// fixes the target terminals and queues the dispatch in the same transaction; cancelling an
-    /// approved or dispatching message queues the cancel.
-    async fn transition_message(
-        &self,
-        id: i64,
-        from: MessageStatus,
-        to: MessageStatus,
-        approver_id: Option<i64>,
-        actor: &Actor,
-    ) -> Result<Message>;
+    /// Writes workflow steps in ONE transaction (an update's approval and its original's
+    /// cancellation), each with its history row and audit entry. Approval fixes the target
+    /// terminals and queues the dispatch; cancelling an approved or dispatching message queues
+    /// the cancel. Failpoints `message.update.*` mark where a crash test stops an update's approval.
+    async fn transition_messages(&self, moves: &[MessageMove], actor: &Actor) -> Result<Vec<Message>>;
+    async fn transition_message(&self, mv: MessageMove, actor: &Actor) -> Result<Message> {
+        let mut v = self.transition_messages(std::slice::from_ref(&mv), actor).await?;
+        v.pop().ok_or_else(|| crate::StoreError::NotFound(format!("message {}", mv.id)))
+    }
+    /// Replaces a draft's content (it must still be a draft).
+    async fn edit_draft(&self, id: i64, m: &NewMessage, actor: &Actor) -> Result<Message>;
+    /// The message's history, oldest first.
+    async fn message_steps(&self, id: i64) -> Result<Vec<MessageStepRow>>;
+    /// What a department sender may send (None: nothing granted yet).
+    async fn department_grant(&self, user_id: i64) -> Result<Option<Grant>>;
+    async fn set_department_grant(&self, user_id: i64, grant: &Grant, actor: &Actor) -> Result<()>;
     async fn pending_outbox(&self) -> Result<Vec<OutboxItem>>;
     async fn finish_outbox(&self, id: i64) -> Result<()>;
     /// Notes that these terminals were sent the message (re-sends count).

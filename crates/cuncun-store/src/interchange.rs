@@ -91,9 +91,11 @@ pub trait InterchangeStore: Send + Sync {
     async fn set_peer_link(&self, peer: &str, up: bool, now_ms: i64, error: Option<&str>) -> Result<bool>;
     async fn set_peer_reported(&self, peer: &str, until_ms: i64) -> Result<()>;
     async fn peer_states(&self) -> Result<Vec<PeerState>>;
-    /// An EBM from `peer` becomes a local message (submitted, or approved when `approve`), once
-    /// per EBMID: the second time the existing message comes back with `false`. One transaction.
-    async fn receive_ebm(&self, ebmid: &str, peer: &str, m: &NewMessage, approve: bool, actor: &Actor) -> Result<(Message, bool)>;
+    /// An EBM from `peer` becomes a local message (by `arrive`, which the workflow rules made:
+    /// submitted, or approved when the platform dispatches its severity at once), once
+    /// per EBMID: the second time the existing message comes back with `false`. `also` (the
+    /// original an approved update replaces) is written in the same transaction.
+    async fn receive_ebm(&self, ebmid: &str, peer: &str, m: &NewMessage, arrive: cuncun_domain::authz::Transition, also: &[crate::eb::MessageMove], actor: &Actor) -> Result<(Message, bool)>;
     async fn received_ebms(&self) -> Result<Vec<ReceivedEbm>>;
     async fn set_received_state(&self, ebmid: &str, state: i64, now_ms: i64) -> Result<()>;
     /// Marks a local message as sent on to a child (false if it already was).

@@ -46,6 +46,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// The workflow rules (`cuncun_domain::authz::decide`) refused a step.
+    #[error("{0}")]
+    Denied(#[from] cuncun_domain::authz::Denied),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -55,6 +58,14 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Actor(pub String);
 
 impl Actor {
+    /// The user id in a `user:ID:name` / `api:ID:name` / `cli:ID:name` actor.
+    pub fn user_id(&self) -> Option<i64> {
+        let mut it = self.0.splitn(3, ':');
+        match (it.next(), it.next()) {
+            (Some("user" | "api" | "cli"), Some(id)) => id.parse().ok(),
+            _ => None,
+        }
+    }
     pub fn system() -> Actor {
         Actor("system".into())
     }

@@ -18,6 +18,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "0006_cap", include_str!("../migrations/sqlite/0006_cap.sql")),
     (7, "0007_service_stats", include_str!("../migrations/sqlite/0007_service_stats.sql")),
     (8, "0008_sites", include_str!("../migrations/sqlite/0008_sites.sql")),
+    (9, "0009_workflow", include_str!("../migrations/sqlite/0009_workflow.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -28,6 +29,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "0006_cap", include_str!("../migrations/postgres/0006_cap.sql")),
     (7, "0007_service_stats", include_str!("../migrations/postgres/0007_service_stats.sql")),
     (8, "0008_sites", include_str!("../migrations/postgres/0008_sites.sql")),
+    (9, "0009_workflow", include_str!("../migrations/postgres/0009_workflow.sql")),
 ];
 
 pub struct SqlStore {

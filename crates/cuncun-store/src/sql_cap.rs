@@ -1,10 +1,11 @@
 //! [`CapStore`] for both backends.
 
 use crate::cap::*;
-use crate::eb::Message;
+use crate::eb::{Message, MessageMove};
 use crate::{Actor, Result, SqlStore, StoreError, now_ms};
 use async_trait::async_trait;
 use cuncun_domain::RegionCode;
+use cuncun_domain::authz::{MsgCommand, decide};
 use cuncun_domain::eb::MessageStatus;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -61,11 +62,20 @@ impl SqlStore {
             .transpose()
     }
 
-    async fn cancel_tx(&self, tx: &mut Transaction<'static, Any>, m: &Message, actor: &Actor) -> Result<Option<Message>> {
+    /// Cancels (or supersedes, for an Update) a referenced message if the rules allow it.
+    async fn cancel_tx(&self, tx: &mut Transaction<'static, Any>, m: &Message, imp: &CapImport, actor: &Actor) -> Result<Option<Message>> {
         if m.status.is_final() {
             return Ok(None);
         }
-        Ok(Some(self.transition_message_tx(tx, m.id, m.status, MessageStatus::Cancelled, None, actor).await?))
+        let cmd = if imp.msg_type == "Update" {
+            MsgCommand::Update { drill: imp.message.as_ref().is_some_and(|n| n.drill) }
+        } else {
+            MsgCommand::Cancel
+        };
+        let Some(t) = decide(&imp.principal, cmd, &m.facts(), &imp.settings)? else { return Ok(None) };
+        let mut mv = MessageMove::new(m.id, t);
+        mv.reason = format!("CAP {} {}", imp.msg_type, imp.identifier);
+        Ok(Some(self.transition_message_tx(tx, &mv, actor).await?))
     }
 }
 
@@ -169,15 +179,18 @@ impl CapStore for SqlStore {
                 if imp.msg_type == "Update" {
                     nm.related_ebmid = referenced.iter().rev().find(|m| !m.status.is_final()).map(|m| m.ebmid.clone());
                 }
+                decide(&imp.principal, MsgCommand::Compose, &nm.facts(), &imp.settings)?;
                 let m = self.create_message_tx(&mut w.tx, &nm, actor).await?;
-                let m = self.transition_message_tx(&mut w.tx, m.id, MessageStatus::Draft, MessageStatus::Submitted, None, actor).await?;
+                let t = decide(&imp.principal, MsgCommand::Submit, &m.facts(), &imp.settings)?
+                    .ok_or_else(|| StoreError::Invalid("submit made no step".into()))?;
+                let m = self.transition_message_tx(&mut w.tx, &MessageMove::new(m.id, t), actor).await?;
                 outcome.push(format!("submitted {}", m.ebmid));
                 // A referenced message not yet approved is superseded now; one on air is cancelled
                 // when its update is approved (the workflow's rule for updates).
                 if imp.msg_type == "Update" {
                     for old in &referenced {
                         if matches!(old.status, MessageStatus::Draft | MessageStatus::Submitted) {
-                            if let Some(c) = self.cancel_tx(&mut w.tx, old, actor).await? {
+                            if let Some(c) = self.cancel_tx(&mut w.tx, old, imp, actor).await? {
                                 cancelled.push(c);
                             }
                         }
@@ -188,7 +201,7 @@ impl CapStore for SqlStore {
             None => {
                 if imp.msg_type == "Cancel" {
                     for old in &referenced {
-                        if let Some(c) = self.cancel_tx(&mut w.tx, old, actor).await? {
+                        if let Some(c) = self.cancel_tx(&mut w.tx, old, imp, actor).await? {
                             cancelled.push(c);
                         }
                     }

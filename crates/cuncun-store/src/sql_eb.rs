@@ -6,6 +6,7 @@ use crate::sql::SqlStore;
 use crate::{Actor, Result, Store, StoreError, now_ms};
 use async_trait::async_trait;
 use cuncun_domain::RegionCode;
+use cuncun_domain::authz::Grant;
 use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
 use cuncun_domain::protocol::{LogEntry, Stage};
 use sqlx::any::AnyRow;
@@ -72,7 +73,7 @@ fn resource_of(row: &AnyRow) -> Result<Resource> {
 
 const MSG_COLS: &str = "id, ebmid, msg_type, related_ebmid, priority, drill, event_type, severity, title, body, lang, \
      audio_sha256, audio_size, areas, start_ms, end_ms, repeat_count, volume, status, source, owner_region, \
-     author_id, approver_id, created_at_ms, approved_at_ms, completed_at_ms";
+     author_id, approver_id, created_at_ms, approved_at_ms, completed_at_ms, start_on_approval, from_peer";
 
 fn message_of(row: &AnyRow) -> Result<Message> {
     let areas: String = row.try_get(13)?;
@@ -112,6 +113,8 @@ fn message_of(row: &AnyRow) -> Result<Message> {
         created_at_ms: row.try_get(23)?,
         approved_at_ms: row.try_get(24)?,
         completed_at_ms: row.try_get(25)?,
+        start_on_approval: row.try_get::<i64, _>(26)? != 0,
+        from_peer: row.try_get(27)?,
     })
 }
 
@@ -198,7 +201,8 @@ impl SqlStore {
         let id: i64 = sqlx::query(
             "INSERT INTO eb_message (ebmid, msg_type, related_ebmid, priority, drill, event_type, severity, title, body, lang, \
              audio_sha256, audio_size, areas, start_ms, end_ms, repeat_count, volume, status, source, owner_region, author_id, \
-             created_at_ms, updated_at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,'draft',$18,$19,$20,$21,$21) RETURNING id",
+             created_at_ms, updated_at_ms, start_on_approval, from_peer) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,'draft',$18,$19,$20,$21,$21,$22,$23) RETURNING id",
         )
         .bind(ebmid.as_str())
         .bind(m.msg_type.as_str())
@@ -221,6 +225,8 @@ impl SqlStore {
         .bind(m.owner_region.as_str())
         .bind(m.author_id)
         .bind(now)
+        .bind(m.start_on_approval as i64)
+        .bind(m.from_peer.as_deref())
         .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
@@ -240,25 +246,42 @@ impl SqlStore {
         let msg = self.fetch_message(tx, id).await?;
         let after = serde_json::to_string(&msg).unwrap_or_default();
         self.append_audit(tx, actor, "message.create", "eb_message", &ebmid, "", &after).await?;
+        Self::write_step(tx, id, "compose", MessageStatus::Draft, actor, "").await?;
         Ok(msg)
     }
 
-    pub(crate) async fn transition_message_tx(
-        &self,
+    async fn write_step(
         tx: &mut Transaction<'static, Any>,
         id: i64,
-        from: MessageStatus,
-        to: MessageStatus,
-        approver_id: Option<i64>,
+        step: &str,
+        status: MessageStatus,
         actor: &Actor,
-    ) -> Result<Message> {
+        reason: &str,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO eb_message_step (message_id, step, status, actor, user_id, reason, at_ms) VALUES ($1,$2,$3,$4,$5,$6,$7)")
+            .bind(id)
+            .bind(step)
+            .bind(status.key())
+            .bind(actor.0.as_str())
+            .bind(actor.user_id())
+            .bind(reason)
+            .bind(now_ms())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn transition_message_tx(&self, tx: &mut Transaction<'static, Any>, mv: &MessageMove, actor: &Actor) -> Result<Message> {
+        let (id, from, to, approver_id) = (mv.id, mv.t.from(), mv.t.to(), mv.approver_id);
         let before = self.fetch_message(tx, id).await?;
         let now = now_ms();
         let n = sqlx::query(
             "UPDATE eb_message SET status = $1, updated_at_ms = $2, \
              approver_id = COALESCE($3, approver_id), \
              approved_at_ms = CASE WHEN $1 = 'approved' THEN $2 ELSE approved_at_ms END, \
-             completed_at_ms = CASE WHEN $1 IN ('completed','cancelled','expired') THEN $2 ELSE completed_at_ms END \
+             completed_at_ms = CASE WHEN $1 IN ('completed','cancelled','expired') THEN $2 ELSE completed_at_ms END, \
+             start_ms = COALESCE($6, start_ms), end_ms = COALESCE($7, end_ms), \
+             start_on_approval = CASE WHEN $6 IS NULL THEN start_on_approval ELSE 0 END \
              WHERE id = $4 AND status = $5",
         )
         .bind(to.key())
@@ -266,6 +289,8 @@ impl SqlStore {
         .bind(approver_id)
         .bind(id)
         .bind(from.key())
+        .bind(mv.validity.map(|v| v.0))
+        .bind(mv.validity.map(|v| v.1))
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -305,8 +330,13 @@ impl SqlStore {
         }
         let after = self.fetch_message(tx, id).await?;
         let b = serde_json::json!({ "status": before.status.key() }).to_string();
-        let a = serde_json::json!({ "status": after.status.key(), "approver_id": after.approver_id, "areas": after.areas }).to_string();
+        let a = serde_json::json!({
+            "status": after.status.key(), "step": mv.t.step().key(), "reason": mv.reason,
+            "approver_id": after.approver_id, "areas": after.areas, "start_ms": after.start_ms, "end_ms": after.end_ms,
+        })
+        .to_string();
         self.append_audit(tx, actor, &format!("message.{}", to.key()), "eb_message", &after.ebmid, &b, &a).await?;
+        Self::write_step(tx, id, mv.t.step().key(), to, actor, &mv.reason).await?;
         Ok(after)
     }
 
@@ -794,18 +824,143 @@ impl EbStore for SqlStore {
         rows.iter().map(message_of).collect()
     }
 
-    async fn transition_message(
-        &self,
-        id: i64,
-        from: MessageStatus,
-        to: MessageStatus,
-        approver_id: Option<i64>,
-        actor: &Actor,
-    ) -> Result<Message> {
+    async fn transition_messages(&self, moves: &[MessageMove], actor: &Actor) -> Result<Vec<Message>> {
         let mut w = self.begin_write().await?;
-        let after = self.transition_message_tx(&mut w.tx, id, from, to, approver_id, actor).await?;
+        let mut out = Vec::with_capacity(moves.len());
+        // An update's approval and its original's cancellation: a crash test stops the process
+        // at each of these points, and the transaction must leave both or neither.
+        let update = moves.len() > 1;
+        for (i, mv) in moves.iter().enumerate() {
+            out.push(self.transition_message_tx(&mut w.tx, mv, actor).await?);
+            if update && i == 0 {
+                fail::fail_point!("message.update.between");
+            }
+        }
+        if update {
+            fail::fail_point!("message.update.before_commit");
+        }
+        w.tx.commit().await?;
+        if update {
+            fail::fail_point!("message.update.after_commit");
+        }
+        Ok(out)
+    }
+
+    async fn edit_draft(&self, id: i64, m: &NewMessage, actor: &Actor) -> Result<Message> {
+        let mut w = self.begin_write().await?;
+        let before = self.fetch_message(&mut w.tx, id).await?;
+        let areas: Vec<&str> = m.areas.iter().map(|a| a.as_str()).collect();
+        let n = sqlx::query(
+            "UPDATE eb_message SET related_ebmid = $1, priority = $2, drill = $3, event_type = $4, severity = $5, title = $6, \
+             body = $7, audio_sha256 = $8, audio_size = $9, areas = $10, start_ms = $11, end_ms = $12, repeat_count = $13, \
+             start_on_approval = $14, updated_at_ms = $15 WHERE id = $16 AND status = 'draft'",
+        )
+        .bind(m.related_ebmid.as_deref())
+        .bind(m.priority.as_str())
+        .bind(m.drill as i64)
+        .bind(m.event_type.as_str())
+        .bind(m.severity as i64)
+        .bind(m.title.as_str())
+        .bind(m.body.as_str())
+        .bind(m.audio_sha256.as_deref())
+        .bind(m.audio_size)
+        .bind(areas.join(","))
+        .bind(m.start_ms)
+        .bind(m.end_ms)
+        .bind(m.repeat_count)
+        .bind(m.start_on_approval as i64)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *w.tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(format!("message {} is {}; only a draft can be edited", before.ebmid, before.status.key())));
+        }
+        sqlx::query("DELETE FROM eb_message_terminal WHERE message_id = $1").bind(id).execute(&mut *w.tx).await?;
+        for t in &m.terminals {
+            let n = sqlx::query(
+                "INSERT INTO eb_message_terminal (message_id, resource_id) SELECT $1, id FROM eb_resource WHERE ebrid = $2 AND retired_at_ms IS NULL",
+            )
+            .bind(id)
+            .bind(t.as_str())
+            .execute(&mut *w.tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::Invalid(format!("terminal {t} does not exist or is retired")));
+            }
+        }
+        let after = self.fetch_message(&mut w.tx, id).await?;
+        let b = serde_json::to_string(&before).unwrap_or_default();
+        let a = serde_json::to_string(&after).unwrap_or_default();
+        self.append_audit(&mut w.tx, actor, "message.edit", "eb_message", &after.ebmid, &b, &a).await?;
+        Self::write_step(&mut w.tx, id, "edit", MessageStatus::Draft, actor, "").await?;
         w.tx.commit().await?;
         Ok(after)
+    }
+
+    async fn message_steps(&self, id: i64) -> Result<Vec<MessageStepRow>> {
+        let rows = sqlx::query("SELECT step, status, actor, user_id, reason, at_ms FROM eb_message_step WHERE message_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MessageStepRow {
+                    step: r.try_get(0)?,
+                    status: r.try_get(1)?,
+                    actor: r.try_get(2)?,
+                    user_id: r.try_get(3)?,
+                    reason: r.try_get(4)?,
+                    at_ms: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn department_grant(&self, user_id: i64) -> Result<Option<Grant>> {
+        let row = sqlx::query("SELECT event_types, regions FROM department_grant WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        let (events, regions): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+        let list = |s: &str| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect::<Vec<_>>();
+        let regions = list(&regions)
+            .iter()
+            .map(|c| RegionCode::parse(c))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad("department grant region", e))?;
+        Ok(Some(Grant { event_types: list(&events), regions }))
+    }
+
+    async fn set_department_grant(&self, user_id: i64, grant: &Grant, actor: &Actor) -> Result<()> {
+        let mut w = self.begin_write().await?;
+        let before: Option<(String, String)> = sqlx::query("SELECT event_types, regions FROM department_grant WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()?;
+        let events = grant.event_types.join(",");
+        let regions = grant.regions.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
+        sqlx::query(
+            "INSERT INTO department_grant (user_id, event_types, regions, updated_at_ms) VALUES ($1,$2,$3,$4) \
+             ON CONFLICT (user_id) DO UPDATE SET event_types = excluded.event_types, regions = excluded.regions, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(user_id)
+        .bind(events.as_str())
+        .bind(regions.as_str())
+        .bind(now_ms())
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| crate::sql::conflict_or(e, || format!("user {user_id} does not exist")))?;
+        let b = before.map(|(e, r)| serde_json::json!({ "event_types": e, "regions": r }).to_string()).unwrap_or_default();
+        let a = serde_json::json!({ "event_types": events, "regions": regions }).to_string();
+        self.append_audit(&mut w.tx, actor, "department.grant", "app_user", &user_id.to_string(), &b, &a).await?;
+        w.tx.commit().await?;
+        Ok(())
     }
 
     async fn pending_outbox(&self) -> Result<Vec<OutboxItem>> {

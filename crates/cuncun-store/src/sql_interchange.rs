@@ -1,12 +1,12 @@
 //! [`InterchangeStore`] for both backends.
 
-use crate::eb::{Message, NewMessage, ResourceWithStatus};
+use crate::eb::{Message, MessageMove, NewMessage, ResourceWithStatus};
 use crate::interchange::*;
 use crate::sql_eb::{RES_COLS, resource_with_status_of};
 use crate::{Actor, Result, SqlStore};
 use async_trait::async_trait;
 use cuncun_domain::RegionCode;
-use cuncun_domain::eb::MessageStatus;
+use cuncun_domain::authz::Transition;
 use sqlx::Row;
 
 /// One statement in its own write transaction.
@@ -190,7 +190,7 @@ impl InterchangeStore for SqlStore {
             .collect()
     }
 
-    async fn receive_ebm(&self, ebmid: &str, peer: &str, m: &NewMessage, approve: bool, actor: &Actor) -> Result<(Message, bool)> {
+    async fn receive_ebm(&self, ebmid: &str, peer: &str, m: &NewMessage, arrive: Transition, also: &[MessageMove], actor: &Actor) -> Result<(Message, bool)> {
         let mut w = self.begin_write().await?;
         let existing: Option<i64> = sqlx::query("SELECT message_id FROM ebd_received_ebm WHERE ebmid = $1")
             .bind(ebmid)
@@ -204,9 +204,9 @@ impl InterchangeStore for SqlStore {
             return Ok((msg, false));
         }
         let msg = self.create_message_tx(&mut w.tx, m, actor).await?;
-        let mut msg = self.transition_message_tx(&mut w.tx, msg.id, MessageStatus::Draft, MessageStatus::Submitted, None, actor).await?;
-        if approve {
-            msg = self.transition_message_tx(&mut w.tx, msg.id, MessageStatus::Submitted, MessageStatus::Approved, None, actor).await?;
+        let msg = self.transition_message_tx(&mut w.tx, &MessageMove::new(msg.id, arrive), actor).await?;
+        for mv in also {
+            self.transition_message_tx(&mut w.tx, mv, actor).await?;
         }
         sqlx::query("INSERT INTO ebd_received_ebm (ebmid, peer, message_id) VALUES ($1, $2, $3)")
             .bind(ebmid)

@@ -92,3 +92,29 @@ pub async fn all_backends() -> Vec<TestDb> {
     }
     v
 }
+
+/// Puts a message on air through the workflow rules, as its author (a broadcaster, user id
+/// `m.author_id`) submitting it and a reviewer of its owner region (another id) approving it:
+/// for tests and benchmarks that need an approved message without a console. The message's
+/// `author_id` must be set.
+pub async fn submit_and_approve(s: &dyn Store, m: &crate::eb::Message, actor: &crate::Actor) -> crate::Result<crate::eb::Message> {
+    use cuncun_domain::authz::{MsgCommand, Principal, Via, WorkflowSettings, decide};
+    let author_id = m.author_id.ok_or_else(|| crate::StoreError::Invalid("submit_and_approve: the message needs an author_id".into()))?;
+    let region = m.owner_region.clone();
+    let author = Principal::User { id: author_id, name: "author".into(), role: cuncun_domain::Role::Broadcaster, region: region.clone(), via: Via::Cli };
+    let reviewer = Principal::User { id: author_id + 1, name: "reviewer".into(), role: cuncun_domain::Role::Reviewer, region, via: Via::Cli };
+    let settings = WorkflowSettings::default();
+    let step = |p: &Principal, cmd, m: &crate::eb::Message| -> crate::Result<crate::eb::MessageMove> {
+        let t = decide(p, cmd, &m.facts(), &settings)?.ok_or_else(|| crate::StoreError::Invalid("no step".into()))?;
+        Ok(crate::eb::MessageMove::new(m.id, t))
+    };
+    let m = s.transition_message(step(&author, MsgCommand::Submit, m)?, actor).await?;
+    let mut mv = step(&reviewer, MsgCommand::Approve, &m)?;
+    mv.approver_id = Some(author_id + 1);
+    s.transition_message(mv, actor).await
+}
+
+/// Runs one statement with one integer parameter, for tests that put rows into a state directly.
+pub async fn exec(s: &crate::SqlStore, sql: &str, id: i64) {
+    sqlx::query(sql).bind(id).execute(s.pool()).await.expect("test statement");
+}

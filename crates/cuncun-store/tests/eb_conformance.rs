@@ -5,6 +5,8 @@ use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
 use cuncun_domain::model::Region;
 use cuncun_domain::protocol::{Heartbeat, Stage, TerminalState};
 use cuncun_domain::RegionCode;
+use cuncun_domain::authz::{MsgCommand, Principal, Via, WorkflowSettings, decide};
+use cuncun_store::eb::MessageMove;
 use cuncun_store::eb::*;
 use cuncun_store::testing::all_backends;
 use cuncun_store::{Actor, Store};
@@ -44,6 +46,20 @@ async fn setup(s: &dyn Store) {
     s.insert_resources(&ts, &Actor::cli("t")).await.unwrap();
 }
 
+fn author() -> Principal {
+    Principal::User { id: 1, name: "a".into(), role: cuncun_domain::Role::Broadcaster, region: rc("500236"), via: Via::Cli }
+}
+
+fn reviewer() -> Principal {
+    Principal::User { id: 2, name: "r".into(), role: cuncun_domain::Role::Reviewer, region: rc("500236"), via: Via::Cli }
+}
+
+/// A step the workflow rules allow (the store writes only those).
+fn step(p: &Principal, cmd: MsgCommand, m: &cuncun_store::eb::Message) -> MessageMove {
+    let t = decide(p, cmd, &m.facts(), &WorkflowSettings::default()).unwrap().unwrap();
+    MessageMove::new(m.id, t)
+}
+
 fn new_message(areas: &[&str]) -> NewMessage {
     NewMessage {
         platform: Ebrid::generate(&rc("500236"), ResourceKind::Platform, 1).unwrap(),
@@ -66,7 +82,9 @@ fn new_message(areas: &[&str]) -> NewMessage {
         volume: None,
         source: "local".into(),
         owner_region: rc("500236"),
-        author_id: None,
+        author_id: Some(1),
+        start_on_approval: false,
+        from_peer: None,
     }
 }
 
@@ -172,11 +190,14 @@ async fn message_lifecycle_outbox_and_receipts() {
         assert_eq!(m.status, MessageStatus::Draft);
         let m2 = s.create_message(&new_message(&["500236100"]), &Actor::cli("t")).await.unwrap();
         assert_eq!(&m2.ebmid[31..], "0002", "daily sequence");
-        s.transition_message(m.id, MessageStatus::Draft, MessageStatus::Submitted, None, &Actor::cli("t")).await.unwrap();
-        let stale = s.transition_message(m.id, MessageStatus::Draft, MessageStatus::Submitted, None, &Actor::cli("t")).await;
+        let submit = step(&author(), MsgCommand::Submit, &m);
+        s.transition_message(submit.clone(), &Actor::cli("t")).await.unwrap();
+        let stale = s.transition_message(submit, &Actor::cli("t")).await;
         assert!(matches!(stale, Err(cuncun_store::StoreError::Conflict(_))), "two reviewers racing: one wins");
         assert!(s.pending_outbox().await.unwrap().is_empty());
-        let a = s.transition_message(m.id, MessageStatus::Submitted, MessageStatus::Approved, Some(7), &Actor::cli("t")).await.unwrap();
+        let mut approve = step(&reviewer(), MsgCommand::Approve, &s.message(m.id).await.unwrap().unwrap());
+        approve.approver_id = Some(7);
+        let a = s.transition_message(approve, &Actor::cli("t")).await.unwrap();
         assert_eq!(a.approver_id, Some(7));
         let ob = s.pending_outbox().await.unwrap();
         assert_eq!(ob.len(), 1);
@@ -207,7 +228,9 @@ async fn message_lifecycle_outbox_and_receipts() {
         assert_eq!(missing[0].ebrid, "65002361002010314010102");
         s.finish_outbox(ob[0].id).await.unwrap();
         assert!(s.pending_outbox().await.unwrap().is_empty());
-        let c = s.transition_message(m.id, MessageStatus::Approved, MessageStatus::Cancelled, None, &Actor::cli("t")).await.unwrap();
+        let mut cancel = step(&reviewer(), MsgCommand::Cancel, &s.message(m.id).await.unwrap().unwrap());
+        cancel.reason = "test".into();
+        let c = s.transition_message(cancel, &Actor::cli("t")).await.unwrap();
         assert_eq!(c.status, MessageStatus::Cancelled);
         assert_eq!(s.pending_outbox().await.unwrap()[0].action, "cancel");
         let log = s.audit_recent(20).await.unwrap();

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
+use cuncun_domain::eb::{Ebrid, ResourceKind};
 use cuncun_domain::protocol::Stage;
 use cuncun_domain::indicators::{CheckStatus, Month, NineHaves};
 use cuncun_domain::model::*;
@@ -167,14 +167,15 @@ async fn approved_message(s: &SqlStore, owner: &str, areas: &[&str], priority: &
                 volume: None,
                 source: "local".into(),
                 owner_region: rc(owner),
-                author_id: None,
+                author_id: Some(1),
+                start_on_approval: false,
+                from_peer: None,
             },
             &op(),
         )
         .await
         .unwrap();
-    s.transition_message(m.id, MessageStatus::Draft, MessageStatus::Submitted, None, &op()).await.unwrap();
-    let m = s.transition_message(m.id, MessageStatus::Submitted, MessageStatus::Approved, Some(1), &op()).await.unwrap();
+    let m = cuncun_store::testing::submit_and_approve(s, &m, &op()).await.unwrap();
     sqlx::query("UPDATE eb_message SET approved_at_ms = $1 WHERE id = $2").bind(approved_ms).bind(m.id).execute(s.pool()).await.unwrap();
     m
 }

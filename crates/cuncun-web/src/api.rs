@@ -30,11 +30,12 @@ pub fn routes() -> Router<AppState> {
         .route("/users", get(users).post(create_user))
         .route("/users/{id}", get(user).patch(patch_user))
         .route("/users/{id}/sessions", get(user_sessions).delete(revoke_user_sessions))
+        .route("/users/{id}/grant", get(user_grant).put(set_user_grant))
         .route("/audit", get(audit))
         .route("/eb/terminals", get(eb_terminals).post(eb_register))
         .route("/eb/terminals/import", axum::routing::post(eb_import))
         .route("/eb/messages", get(eb_messages).post(eb_compose))
-        .route("/eb/messages/{id}", get(eb_message))
+        .route("/eb/messages/{id}", get(eb_message).put(eb_edit))
         .route("/eb/messages/{id}/undelivered", get(eb_undelivered))
         .route("/eb/messages/{id}/audio", axum::routing::put(eb_audio))
         .route("/eb/messages/{id}/{action}", axum::routing::post(eb_act))
@@ -340,10 +341,32 @@ async fn eb_register(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJs
     Ok((StatusCode::CREATED, Json(json!({ "resource": r, "secret": secret }))).into_response())
 }
 
+#[derive(Deserialize)]
+struct GrantBody {
+    #[serde(default)]
+    event_types: Vec<String>,
+    #[serde(default)]
+    regions: Vec<String>,
+}
+
+fn grant_out(g: &cuncun_app::Grant) -> Value {
+    json!({ "event_types": g.event_types, "regions": g.regions.iter().map(|r| r.short()).collect::<Vec<_>>() })
+}
+
+/// What a department sender may send (event codes or prefixes, regions). Administrators only.
+async fn user_grant(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+    let p = c.principal(&state).await?;
+    Ok(Json(grant_out(&state.app().grant(&p, id_param(&id)?).await?)))
+}
+
+async fn set_user_grant(State(state): State<AppState>, c: Caller, Path(id): Path<String>, ApiJson(b): ApiJson<GrantBody>) -> Result<Json<Value>, AppError> {
+    let p = c.principal(&state).await?;
+    Ok(Json(grant_out(&state.app().set_grant(&p, id_param(&id)?, &b.event_types, &b.regions).await?)))
+}
+
 async fn eb_messages(State(state): State<AppState>, c: Caller) -> Result<Json<Value>, AppError> {
-    let items: Vec<_> =
-        state.store.messages_recent(500).await?.into_iter().filter(|m| crate::eb_pages::visible(&c, m)).collect();
-    Ok(Json(json!({ "items": items })))
+    let p = c.principal(&state).await?;
+    Ok(Json(json!({ "items": state.app().messages(&p, 500).await? })))
 }
 
 #[derive(Deserialize)]
@@ -359,6 +382,9 @@ struct ComposeBody {
     areas: Vec<String>,
     #[serde(default)]
     terminals: Vec<String>,
+    /// Beijing time "YYYY-MM-DDTHH:MM"; absent: validity starts on approval.
+    #[serde(default)]
+    start: Option<String>,
     #[serde(default)]
     valid_minutes: Option<i64>,
     #[serde(default)]
@@ -370,40 +396,72 @@ struct ComposeBody {
     updates: Option<String>,
 }
 
+impl ComposeBody {
+    fn input(self) -> cuncun_app::messages::ComposeInput {
+        cuncun_app::messages::ComposeInput {
+            priority: self.priority.unwrap_or_else(|| "emergency".into()),
+            event_type: self.event_type,
+            severity: self.severity.map(|s| s.to_string()).unwrap_or_default(),
+            title: self.title,
+            text: self.text,
+            areas: self.areas.join(","),
+            terminals: self.terminals.join(","),
+            start: self.start.unwrap_or_default(),
+            valid_minutes: self.valid_minutes.unwrap_or(120).to_string(),
+            repeat: self.repeat.unwrap_or(3).to_string(),
+            drill: self.drill,
+            updates: self.updates.unwrap_or_default(),
+        }
+    }
+}
+
 async fn eb_compose(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJson<ComposeBody>) -> Result<Response, AppError> {
-    let f = crate::eb_pages::ComposeForm {
-        csrf: String::new(),
-        priority: b.priority.unwrap_or_else(|| "emergency".into()),
-        event_type: b.event_type,
-        severity: b.severity.map(|s| s.to_string()).unwrap_or_default(),
-        title: b.title,
-        text: b.text,
-        areas: b.areas.join(","),
-        terminals: b.terminals.join(","),
-        valid_minutes: b.valid_minutes.unwrap_or(120).to_string(),
-        repeat: b.repeat.unwrap_or(3).to_string(),
-        drill: b.drill.then(|| "1".to_string()),
-        updates: b.updates.unwrap_or_default(),
-    };
-    let m = crate::eb_pages::compose_checked(&state, &c, &f).await?;
+    let p = c.principal(&state).await?;
+    let m = state.app().compose(&p, &b.input()).await?;
     Ok((StatusCode::CREATED, Json(json!({ "message": m }))).into_response())
 }
 
+async fn eb_edit(State(state): State<AppState>, c: Caller, Path(id): Path<String>, ApiJson(b): ApiJson<ComposeBody>) -> Result<Json<Value>, AppError> {
+    let p = c.principal(&state).await?;
+    let m = state.app().edit(&p, id_param(&id)?, &b.input()).await?;
+    Ok(Json(json!({ "message": m })))
+}
+
 async fn eb_message(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
-    let m = crate::eb_pages::visible_message(&state, &c, id_param(&id)?).await?;
-    let reach = state.store.reach(&m.areas, &[]).await?;
-    let delivery = state.store.delivery_summary(m.id).await?;
-    Ok(Json(json!({ "message": m, "reach": reach, "delivery": delivery })))
+    let p = c.principal(&state).await?;
+    let v = state.app().message_view(&p, id_param(&id)?, 0).await?;
+    Ok(Json(json!({
+        "message": v.message, "reach": v.reach, "delivery": v.delivery, "steps": v.steps,
+        "actions": v.actions, "owner_view": v.owner_view,
+    })))
 }
 
 async fn eb_undelivered(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
-    let m = crate::eb_pages::visible_message(&state, &c, id_param(&id)?).await?;
-    let rows = state.store.deliveries(m.id, true, 100_000).await?;
+    let p = c.principal(&state).await?;
+    let (_, rows) = state.app().undelivered(&p, id_param(&id)?, 100_000).await?;
     Ok(Json(json!({ "items": rows })))
 }
 
-async fn eb_act(State(state): State<AppState>, c: Caller, Path((id, action)): Path<(String, String)>) -> Result<Json<Value>, AppError> {
-    let m = crate::eb_pages::act_checked(&state, &c, id_param(&id)?, &action).await?;
+#[derive(Deserialize, Default)]
+struct ActBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// The body is optional: `{"reason": "..."}` (required to send back or cancel).
+async fn eb_act(
+    State(state): State<AppState>,
+    c: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, AppError> {
+    let b: ActBody = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        ActBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("body: {e}")))?
+    };
+    let p = c.principal(&state).await?;
+    let m = state.app().act(&p, id_param(&id)?, cuncun_app::messages::Action::parse(&action, &b.reason)?).await?;
     Ok(Json(json!({ "message": m })))
 }
 
@@ -433,7 +491,8 @@ async fn eb_import(
 
 /// The body is the audio file (WAV, MP3 or Ogg).
 async fn eb_audio(State(state): State<AppState>, c: Caller, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Json<Value>, AppError> {
-    let m = crate::eb_pages::audio_checked(&state, &c, id_param(&id)?, body.to_vec()).await?;
+    let p = c.principal(&state).await?;
+    let m = state.app().set_audio(&p, id_param(&id)?, body.to_vec()).await?;
     Ok(Json(json!({ "message": m })))
 }
 

@@ -269,9 +269,12 @@ pub async fn import_checked(state: &AppState, dept: &User, actor: &Actor, bytes:
             })
             .collect(),
         message,
+        principal: state.app().principal_of(dept, cuncun_app::Via::Api).await.map_err(AppError::from)?,
+        settings: state.workflow.clone(),
     };
     let out = state.store.import_cap(&imp, actor).await.map_err(|e| match e {
         cuncun_store::StoreError::Invalid(m) => Refusal::invalid("/alert/references", m),
+        cuncun_store::StoreError::Denied(cuncun_domain::authz::Denied::Forbidden(m)) => Refusal::Forbidden(m),
         other => other.into(),
     })?;
     if let Some(eb) = &state.eb {
@@ -318,6 +321,8 @@ async fn new_message(state: &AppState, dept: &User, p: &PlatformAlert, now: i64)
         audio_size: None,
         areas: p.regions.clone(),
         terminals,
+        start_on_approval: false,
+        from_peer: None,
         start_ms,
         end_ms: end_ms.max(start_ms + 60_000),
         repeat_count: 3,
@@ -563,7 +568,7 @@ fn cap_response(xml: String) -> Response {
 
 async fn api_export(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = id.parse::<i64>().map_err(|_| AppError::BadRequest(format!("path parameter id: {id:?} is not an integer")))?;
-    let m = crate::eb_pages::visible_message(&state, &c, id).await?;
+    let m = state.app().exportable_message(&c.principal(&state).await?, id).await?;
     Ok(cap_response(message_cap_xml(&state, &m).await?))
 }
 

@@ -12,9 +12,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use cuncun_domain::eb::{self, Action, EVENT_TYPES, Ebrid, MessageStatus, RESOURCE_TYPES, ResourceKind};
+use cuncun_domain::eb::{self, EVENT_TYPES, Ebrid, MessageStatus, RESOURCE_TYPES, ResourceKind};
 use cuncun_domain::{RegionCode, Role};
-use cuncun_store::eb::{DeliveryRow, DeliverySummary, Message, NewMessage, NewResource, Reach, ResourceWithStatus};
+use cuncun_store::eb::{Message, NewResource, ResourceWithStatus};
 use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/eb/messages", get(messages_page).post(compose))
         .route("/eb/messages/new", get(compose_page))
         .route("/eb/messages/{id}", get(message_page))
+        .route("/eb/messages/{id}/edit", get(edit_page).post(edit))
         .route("/eb/messages/{id}/live", get(live))
         .route("/eb/messages/{id}/audio", post(upload_audio))
         .route("/eb/messages/{id}/undelivered.csv", get(undelivered_csv))
@@ -488,11 +489,7 @@ async fn download(State(state): State<AppState>, c: Caller, Path(token): Path<St
 }
 
 // ---- messages ----
-
-/// Messages a user may see: those owned inside their region, or aimed at areas overlapping it.
-pub fn visible(c: &Caller, m: &Message) -> bool {
-    c.in_scope(&m.owner_region) || m.areas.iter().any(|a| a.contains(&c.user.region_code) || c.in_scope(a))
-}
+// Handlers parse, run the application layer's command for the caller's principal, and render.
 
 #[derive(Template)]
 #[template(path = "eb_messages.html")]
@@ -507,7 +504,8 @@ fn can_compose(role: Role) -> bool {
 }
 
 async fn messages_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    let messages: Vec<Message> = state.store.messages_recent(500).await?.into_iter().filter(|m| visible(&c, m)).collect();
+    let p = c.principal(&state).await?;
+    let messages = state.app().messages(&p, 500).await?;
     render(&MessagesPage { c: Chrome::of(&c, "/eb/messages"), messages, can_compose: can_compose(c.user.role) })
 }
 
@@ -518,8 +516,12 @@ struct ComposePage {
     events: Vec<(&'static str, &'static str, &'static str)>,
     error: String,
     f: ComposeForm,
+    /// Editing this draft (its id) rather than composing a new message.
+    editing: Option<i64>,
 }
 
+/// The compose form: the application layer's input plus the CSRF token. A checkbox is present
+/// only when ticked, so `drill` is a string here.
 #[derive(Deserialize, Default, Clone)]
 pub struct ComposeForm {
     #[serde(default)]
@@ -539,6 +541,8 @@ pub struct ComposeForm {
     #[serde(default)]
     pub terminals: String,
     #[serde(default)]
+    pub start: String,
+    #[serde(default)]
     pub valid_minutes: String,
     #[serde(default)]
     pub repeat: String,
@@ -549,137 +553,101 @@ pub struct ComposeForm {
     pub updates: String,
 }
 
-async fn compose_page(c: Caller) -> Result<Response, AppError> {
-    if !can_compose(c.user.role) {
-        return Err(AppError::Forbidden("your role may not compose messages".into()));
+impl ComposeForm {
+    fn input(&self) -> cuncun_app::messages::ComposeInput {
+        cuncun_app::messages::ComposeInput {
+            priority: self.priority.clone(),
+            event_type: self.event_type.clone(),
+            severity: self.severity.clone(),
+            title: self.title.clone(),
+            text: self.text.clone(),
+            areas: self.areas.clone(),
+            terminals: self.terminals.clone(),
+            start: self.start.clone(),
+            valid_minutes: self.valid_minutes.clone(),
+            repeat: self.repeat.clone(),
+            drill: self.drill.is_some(),
+            updates: self.updates.clone(),
+        }
     }
-    let f = ComposeForm {
-        areas: c.user.region_code.short().to_string(),
-        valid_minutes: "120".into(),
-        repeat: "3".into(),
-        severity: "2".into(),
-        event_type: "11B03".into(),
-        priority: "emergency".into(),
-        ..Default::default()
-    };
-    render(&ComposePage { c: Chrome::of(&c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error: String::new(), f })
+    /// A form pre-filled from a message: to edit a draft, or (with `updates`) to update it.
+    fn of(m: &Message, updates: bool) -> ComposeForm {
+        ComposeForm {
+            priority: m.priority.clone(),
+            event_type: m.event_type.clone(),
+            severity: m.severity.to_string(),
+            title: m.title.clone(),
+            text: m.body.clone(),
+            areas: m.areas.iter().map(|a| a.short()).collect::<Vec<_>>().join(","),
+            start: String::new(),
+            valid_minutes: ((m.end_ms - m.start_ms) / 60_000).max(1).to_string(),
+            repeat: m.repeat_count.to_string(),
+            drill: m.drill.then(|| "1".into()),
+            updates: if updates { m.ebmid.clone() } else { m.related_ebmid.clone().unwrap_or_default() },
+            ..Default::default()
+        }
+    }
 }
 
-/// Validates a composed message and stores it as a draft (shared by page and API).
-pub async fn compose_checked(state: &AppState, c: &Caller, f: &ComposeForm) -> Result<Message, AppError> {
+#[derive(Deserialize, Default)]
+struct ComposeQuery {
+    /// Pre-fill an update of this message (the "发布更新" button).
+    update: Option<i64>,
+}
+
+async fn compose_page(State(state): State<AppState>, c: Caller, Query(q): Query<ComposeQuery>) -> Result<Response, AppError> {
     if !can_compose(c.user.role) {
         return Err(AppError::Forbidden("your role may not compose messages".into()));
     }
-    let routine = f.priority == "routine";
-    let severity = if routine {
-        0
-    } else {
-        eb::check_severity(f.severity.trim().parse::<i64>().unwrap_or(-1)).map_err(|e| AppError::BadRequest(format!("severity: {e}")))?
-    };
-    let event_type = eb::check_event_type(&f.event_type).map_err(|e| AppError::BadRequest(format!("event_type: {e}")))?;
-    let title = f.title.trim();
-    if title.is_empty() || title.chars().count() > 200 {
-        return Err(AppError::BadRequest("title: required, at most 200 characters".into()));
-    }
-    if f.text.trim().is_empty() || f.text.chars().count() > 5000 {
-        return Err(AppError::BadRequest("text: required, at most 5000 characters".into()));
-    }
-    let mut areas = Vec::new();
-    for a in f.areas.split([',', ' ', '，', '\n']).filter(|s| !s.trim().is_empty()) {
-        let code = RegionCode::parse(a).map_err(|e| AppError::BadRequest(format!("areas: {e}")))?;
-        c.ensure_scope(&code)?;
-        if state.store.region(&code).await?.is_none() {
-            return Err(AppError::BadRequest(format!("areas: region {code} is not loaded")));
+    let f = match q.update {
+        Some(id) => {
+            let p = c.principal(&state).await?;
+            ComposeForm::of(&state.app().visible_message(&p, id).await?, true)
         }
-        areas.push(code);
-    }
-    let mut terminals = Vec::new();
-    for t in f.terminals.split([',', ' ', '，', '\n']).filter(|s| !s.trim().is_empty()) {
-        let e = Ebrid::parse(t).map_err(|e| AppError::BadRequest(format!("terminals: {e}")))?;
-        let r = state.store.resource_by_ebrid(e.as_str()).await?.ok_or_else(|| AppError::BadRequest(format!("terminals: {e} is not registered")))?;
-        c.ensure_scope(&r.region_code)?;
-        terminals.push(e);
-    }
-    if areas.is_empty() && terminals.is_empty() {
-        return Err(AppError::BadRequest("areas: name at least one region or terminal".into()));
-    }
-    let minutes: i64 = f.valid_minutes.trim().parse().map_err(|_| AppError::BadRequest("valid_minutes: a whole number".into()))?;
-    if !(1..=7 * 24 * 60).contains(&minutes) {
-        return Err(AppError::BadRequest("valid_minutes: 1 to 10080".into()));
-    }
-    let repeat: i64 = f.repeat.trim().parse().map_err(|_| AppError::BadRequest("repeat: a whole number".into()))?;
-    if !(1..=20).contains(&repeat) {
-        return Err(AppError::BadRequest("repeat: 1 to 20".into()));
-    }
-    let related = match f.updates.trim() {
-        "" => None,
-        id => {
-            let orig = state
-                .store
-                .message_by_ebmid(id)
-                .await?
-                .ok_or_else(|| AppError::BadRequest(format!("updates: no message {id}")))?;
-            if !visible(c, &orig) {
-                return Err(AppError::Forbidden(format!("message {id} is outside your region")));
-            }
-            if orig.status.is_final() {
-                return Err(AppError::BadRequest(format!("updates: message {id} is already {}", orig.status.key())));
-            }
-            Some(orig.ebmid)
-        }
+        None => ComposeForm {
+            areas: c.user.region_code.short().to_string(),
+            valid_minutes: "120".into(),
+            repeat: "3".into(),
+            severity: "2".into(),
+            event_type: "11B03".into(),
+            priority: "emergency".into(),
+            ..Default::default()
+        },
     };
-    let platform_region = state.platform_region.clone().unwrap_or_else(|| c.user.region_code.clone());
-    let platform = Ebrid::generate(&platform_region, ResourceKind::Platform, 1).map_err(|e| AppError::Internal(e.to_string()))?;
-    let now = cuncun_store::now_ms();
-    // Spoken audio for terminals that cannot synthesize speech themselves; without it the text
-    // still goes out and the terminal speaks it locally.
-    let (audio_sha256, audio_size) = match &state.media {
-        Some(media) => {
-            let text = format!("{}。{}", title, f.text.trim());
-            match media.cache.render(&*media.tts, &text, cuncun_media::Lang::Zh, &cuncun_media::VoiceOpts::default()).await {
-                Ok(r) => (Some(r.sha256), Some(r.size as i64)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "text-to-speech failed; sending text only");
-                    (None, None)
-                }
-            }
-        }
-        None => (None, None),
-    };
-    let m = NewMessage {
-        platform,
-        msg_type: "broadcast".into(),
-        related_ebmid: related,
-        priority: if routine { "routine".into() } else { "emergency".into() },
-        drill: f.drill.is_some(),
-        event_type,
-        severity,
-        title: title.into(),
-        body: f.text.trim().into(),
-        lang: "zho".into(),
-        audio_sha256,
-        audio_size,
-        areas,
-        terminals,
-        start_ms: now,
-        end_ms: now + minutes * 60_000,
-        repeat_count: repeat,
-        volume: None,
-        source: "local".into(),
-        owner_region: c.user.region_code.clone(),
-        author_id: Some(c.user.id),
-    };
-    Ok(state.store.create_message(&m, &c.actor()).await?)
+    render(&ComposePage { c: Chrome::of(&c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error: String::new(), f, editing: None })
+}
+
+fn form_error(c: &Caller, f: ComposeForm, editing: Option<i64>, error: String, status: axum::http::StatusCode) -> Result<Response, AppError> {
+    let mut res = render(&ComposePage { c: Chrome::of(c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error, f, editing })?;
+    *res.status_mut() = status;
+    Ok(res)
 }
 
 async fn compose(State(state): State<AppState>, c: Caller, Form(f): Form<ComposeForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    match compose_checked(&state, &c, &f).await {
+    let p = c.principal(&state).await?;
+    match state.app().compose(&p, &f.input()).await.map_err(AppError::from) {
         Ok(m) => Ok(Redirect::to(&format!("/eb/messages/{}", m.id)).into_response()),
-        Err(AppError::BadRequest(error) | AppError::Forbidden(error)) => {
-            let mut res = render(&ComposePage { c: Chrome::of(&c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error, f })?;
-            *res.status_mut() = axum::http::StatusCode::BAD_REQUEST;
-            Ok(res)
+        Err(e @ (AppError::BadRequest(_) | AppError::Forbidden(_) | AppError::Conflict(_))) => {
+            form_error(&c, f, None, e.message(), e.status())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn edit_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
+    let p = c.principal(&state).await?;
+    let m = state.app().visible_message(&p, id).await?;
+    render(&ComposePage { c: Chrome::of(&c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error: String::new(), f: ComposeForm::of(&m, false), editing: Some(id) })
+}
+
+async fn edit(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<ComposeForm>) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    let p = c.principal(&state).await?;
+    match state.app().edit(&p, id, &f.input()).await.map_err(AppError::from) {
+        Ok(m) => Ok(Redirect::to(&format!("/eb/messages/{}", m.id)).into_response()),
+        Err(e @ (AppError::BadRequest(_) | AppError::Forbidden(_) | AppError::Conflict(_))) => {
+            form_error(&c, f, Some(id), e.message(), e.status())
         }
         Err(e) => Err(e),
     }
@@ -689,114 +657,57 @@ async fn compose(State(state): State<AppState>, c: Caller, Form(f): Form<Compose
 #[template(path = "eb_message.html")]
 struct MessagePage {
     c: Chrome,
-    m: Message,
-    reach: Reach,
-    summary: DeliverySummary,
-    undelivered: Vec<DeliveryRow>,
-    actions: Vec<&'static str>,
+    v: cuncun_app::messages::MessageView,
     error: String,
 }
 
-pub async fn visible_message(state: &AppState, c: &Caller, id: i64) -> Result<Message, AppError> {
-    let m = state.store.message(id).await?.ok_or_else(|| AppError::NotFound(format!("message {id}")))?;
-    if !visible(c, &m) {
-        return Err(AppError::Forbidden(format!("message {} is outside your region", m.ebmid)));
+impl MessagePage {
+    fn is<S: AsRef<str> + ?Sized>(&self, a: &S, k: &str) -> bool {
+        a.as_ref() == k
     }
-    Ok(m)
+    fn step_name(&self, step: &str) -> String {
+        self.c.lang.s(&format!("eb.step.{step}")).to_string()
+    }
 }
 
-fn actions_for(c: &Caller, m: &Message) -> Vec<&'static str> {
-    let who = eb::Actor { user_id: c.user.id, role: c.user.role, region: &c.user.region_code };
-    let author = m.author_id.unwrap_or(-1);
-    [("submit", Action::Submit), ("approve", Action::Approve), ("reject", Action::Reject), ("cancel", Action::Cancel)]
-        .into_iter()
-        .filter(|(_, a)| eb::transition(m.status, *a, &who, author, &m.areas, m.drill).is_ok())
-        .map(|(k, _)| k)
-        .collect()
-}
-
-async fn message_view(state: &AppState, c: &Caller, m: Message, error: String) -> Result<Response, AppError> {
-    let reach = state.store.reach(&m.areas, &[]).await?;
-    let summary = state.store.delivery_summary(m.id).await?;
-    let undelivered = state.store.deliveries(m.id, true, 200).await?;
-    let actions = actions_for(c, &m);
-    render(&MessagePage { c: Chrome::of(c, &format!("/eb/messages/{}", m.id)), m, reach, summary, undelivered, actions, error })
+async fn message_view(state: &AppState, c: &Caller, id: i64, error: String) -> Result<Response, AppError> {
+    let p = c.principal(state).await?;
+    let v = state.app().message_view(&p, id, 200).await?;
+    render(&MessagePage { c: Chrome::of(c, &format!("/eb/messages/{id}")), v, error })
 }
 
 async fn message_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
-    let m = visible_message(&state, &c, id).await?;
-    message_view(&state, &c, m, String::new()).await
+    message_view(&state, &c, id, String::new()).await
 }
 
-/// Applies a workflow action (shared by page and API).
-pub async fn act_checked(state: &AppState, c: &Caller, id: i64, action: &str) -> Result<Message, AppError> {
-    let m = visible_message(state, c, id).await?;
-    let a = match action {
-        "submit" => Action::Submit,
-        "approve" => Action::Approve,
-        "reject" => Action::Reject,
-        "cancel" => Action::Cancel,
-        other => return Err(AppError::NotFound(format!("action {other:?}"))),
-    };
-    let who = eb::Actor { user_id: c.user.id, role: c.user.role, region: &c.user.region_code };
-    let to = eb::transition(m.status, a, &who, m.author_id.unwrap_or(-1), &m.areas, m.drill).map_err(|e| match e {
-        eb::EbError::NotAllowed(s) => AppError::Forbidden(s),
-        other => AppError::Conflict(other.to_string()),
-    })?;
-    let approver = (a == Action::Approve).then_some(c.user.id);
-    let out = state.store.transition_message(m.id, m.status, to, approver, &c.actor()).await?;
-    // An approved update replaces the message it updates: the original is cancelled (terminals
-    // get its cancel command), and the update plays in its place.
-    if to == MessageStatus::Approved {
-        if let Some(orig_id) = &out.related_ebmid {
-            if let Some(orig) = state.store.message_by_ebmid(orig_id).await? {
-                if !orig.status.is_final() {
-                    state
-                        .store
-                        .transition_message(orig.id, orig.status, MessageStatus::Cancelled, None, &c.actor())
-                        .await?;
-                }
-            }
-        }
-    }
-    if let Some(eb) = &state.eb {
-        eb.kick();
-    }
-    Ok(out)
+#[derive(Deserialize)]
+struct ActForm {
+    csrf: String,
+    #[serde(default)]
+    reason: String,
 }
 
 async fn act(
     State(state): State<AppState>,
     c: Caller,
     Path((id, action)): Path<(i64, String)>,
-    Form(f): Form<CsrfForm>,
+    Form(f): Form<ActForm>,
 ) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    match act_checked(&state, &c, id, &action).await {
+    if action == "edit" {
+        return Ok(Redirect::to(&format!("/eb/messages/{id}/edit")).into_response());
+    }
+    let p = c.principal(&state).await?;
+    let res = async { state.app().act(&p, id, cuncun_app::messages::Action::parse(&action, &f.reason)?).await }.await;
+    match res.map_err(AppError::from) {
         Ok(_) => Ok(Redirect::to(&format!("/eb/messages/{id}")).into_response()),
-        Err(AppError::Forbidden(e) | AppError::Conflict(e)) => {
-            let m = visible_message(&state, &c, id).await?;
-            let mut res = message_view(&state, &c, m, e).await?;
-            *res.status_mut() = axum::http::StatusCode::FORBIDDEN;
+        Err(e @ (AppError::Forbidden(_) | AppError::Conflict(_) | AppError::BadRequest(_))) => {
+            let mut res = message_view(&state, &c, id, e.message()).await?;
+            *res.status_mut() = e.status();
             Ok(res)
         }
         Err(e) => Err(e),
     }
-}
-
-/// Stores an uploaded recording as a draft's audio (shared by page and API).
-pub async fn audio_checked(state: &AppState, c: &Caller, id: i64, bytes: Vec<u8>) -> Result<Message, AppError> {
-    let m = visible_message(state, c, id).await?;
-    if !can_compose(c.user.role) || !c.in_scope(&m.owner_region) {
-        return Err(AppError::Forbidden("your role may not change this message".into()));
-    }
-    let media = state.media.as_ref().ok_or_else(|| AppError::BadRequest("audio storage is not configured".into()))?;
-    if bytes.len() > cuncun_media::MAX_UPLOAD_BYTES {
-        return Err(AppError::BadRequest(format!("audio: larger than {} MiB", cuncun_media::MAX_UPLOAD_BYTES >> 20)));
-    }
-    let kind = cuncun_media::sniff_audio(&bytes).map_err(|e| AppError::BadRequest(format!("audio: {e}")))?;
-    let r = media.cache.store().put(bytes, kind).await.map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(state.store.set_message_audio(id, &r.sha256, r.size as i64, &c.actor()).await?)
 }
 
 async fn upload_audio(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, mut mp: axum::extract::Multipart) -> Result<Response, AppError> {
@@ -809,11 +720,11 @@ async fn upload_audio(State(state): State<AppState>, c: Caller, Path(id): Path<i
         }
     }
     c.check_csrf(&csrf)?;
-    match audio_checked(&state, &c, id, file).await {
+    let p = c.principal(&state).await?;
+    match state.app().set_audio(&p, id, file).await.map_err(AppError::from) {
         Ok(_) => Ok(Redirect::to(&format!("/eb/messages/{id}")).into_response()),
         Err(AppError::BadRequest(e) | AppError::Conflict(e)) => {
-            let m = visible_message(&state, &c, id).await?;
-            let mut res = message_view(&state, &c, m, e).await?;
+            let mut res = message_view(&state, &c, id, e).await?;
             *res.status_mut() = axum::http::StatusCode::BAD_REQUEST;
             Ok(res)
         }
@@ -821,17 +732,19 @@ async fn upload_audio(State(state): State<AppState>, c: Caller, Path(id): Path<i
     }
 }
 
-/// Server-sent events: the delivery summary every second while the page is open.
+/// Server-sent events: the delivery summary every second while the page is open (the whole
+/// delivery for the owning level, the reader's area otherwise).
 async fn live(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
-    visible_message(&state, &c, id).await?;
-    let store = state.store.clone();
+    let p = c.principal(&state).await?;
+    let app = state.app();
+    app.visible_message(&p, id).await?;
     let stream = futures_stream(move || {
-        let store = store.clone();
+        let (app, p) = (app.clone(), p.clone());
         async move {
-            let s = store.delivery_summary(id).await.ok()?;
-            let status = store.message(id).await.ok().flatten().map(|m| m.status.key()).unwrap_or("");
+            let m = app.visible_message(&p, id).await.ok()?;
+            let s = app.delivery(&p, &m).await.ok()?;
             let mut v = serde_json::to_value(&s).ok()?;
-            v["status"] = serde_json::json!(status);
+            v["status"] = serde_json::json!(m.status.key());
             Some(Event::default().event("summary").data(v.to_string()))
         }
     });
@@ -854,18 +767,14 @@ where
 }
 
 async fn undelivered_csv(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
-    let m = visible_message(&state, &c, id).await?;
-    let rows = state.store.deliveries(id, true, 1_000_000).await?;
+    let p = c.principal(&state).await?;
+    let (m, rows) = state.app().undelivered(&p, id, 1_000_000).await?;
     // UTF-8 BOM so that Excel opens the Chinese names correctly.
     let mut out = String::from("\u{feff}resource_code,name,region_code,online,sends\n");
     for r in rows {
         let name = r.name.replace('"', "\"\"");
         out.push_str(&format!("{},\"{}\",{},{},{}\n", r.ebrid, name, r.region_code, r.online, r.sends));
     }
-    state
-        .store
-        .audit(&c.actor(), "message.export_undelivered", "eb_message", &m.ebmid, "", "")
-        .await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),

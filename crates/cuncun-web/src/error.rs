@@ -67,6 +67,20 @@ impl AppError {
     }
 }
 
+impl From<cuncun_app::Error> for AppError {
+    fn from(e: cuncun_app::Error) -> Self {
+        use cuncun_app::Error as E;
+        match e {
+            E::BadRequest(m) => AppError::BadRequest(m),
+            E::Forbidden(m) => AppError::Forbidden(m),
+            E::NotFound(m) => AppError::NotFound(m),
+            E::Conflict(m) => AppError::Conflict(m),
+            E::Unavailable(m) => AppError::Unavailable(m),
+            E::Internal(m) => AppError::Internal(m),
+        }
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -74,6 +88,7 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(m) => AppError::Conflict(m),
             StoreError::Invalid(m) => AppError::BadRequest(m),
             StoreError::Unavailable(m) => AppError::Unavailable(m),
+            StoreError::Denied(d) => cuncun_app::Error::from(d).into(),
             other => AppError::Internal(other.to_string()),
         }
     }

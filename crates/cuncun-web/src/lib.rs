@@ -73,6 +73,8 @@ pub struct AppState {
     pub cap_signer: Option<Arc<cuncun_cap::RsaSigner>>,
     /// The EBD interchange with parent and child platforms, when configured.
     pub interchange: Option<Arc<cuncun_interchange::Interchange>>,
+    /// Per-platform workflow settings (drills self-approved or not, parent auto-dispatch).
+    pub workflow: cuncun_app::WorkflowSettings,
 }
 
 /// A short-lived, per-user stash of generated files, so that a page can show a result and offer
@@ -127,7 +129,41 @@ impl AppState {
             interchange: None,
             public_limiter: Arc::new(service_pages::PublicLimiter::default()),
             cap_signer: None,
+            workflow: cuncun_app::WorkflowSettings::default(),
         }
+    }
+
+    /// The application layer over this state: every command goes through it.
+    pub fn app(&self) -> cuncun_app::App {
+        let mut app = cuncun_app::App::new(self.store.clone(), self.workflow.clone());
+        app.platform_region = self.platform_region.clone();
+        app.media = self.media.clone().map(|m| Arc::new(WebMedia(m)) as Arc<dyn cuncun_app::Media>);
+        app.waker = self.eb.clone().map(|eb| Arc::new(move || eb.kick()) as Arc<dyn Fn() + Send + Sync>);
+        app
+    }
+}
+
+/// Text-to-speech and recordings for the application layer.
+struct WebMedia(Arc<Media>);
+
+#[async_trait::async_trait]
+impl cuncun_app::Media for WebMedia {
+    async fn speak(&self, text: &str) -> Option<(String, i64)> {
+        match self.0.cache.render(&*self.0.tts, text, cuncun_media::Lang::Zh, &cuncun_media::VoiceOpts::default()).await {
+            Ok(r) => Some((r.sha256, r.size as i64)),
+            Err(e) => {
+                tracing::warn!(error = %e, "text-to-speech failed; sending text only");
+                None
+            }
+        }
+    }
+    async fn store_audio(&self, bytes: Vec<u8>) -> cuncun_app::Result<(String, i64)> {
+        if bytes.len() > cuncun_media::MAX_UPLOAD_BYTES {
+            return Err(cuncun_app::Error::BadRequest(format!("audio: larger than {} MiB", cuncun_media::MAX_UPLOAD_BYTES >> 20)));
+        }
+        let kind = cuncun_media::sniff_audio(&bytes).map_err(|e| cuncun_app::Error::BadRequest(format!("audio: {e}")))?;
+        let r = self.0.cache.store().put(bytes, kind).await.map_err(|e| cuncun_app::Error::Internal(e.to_string()))?;
+        Ok((r.sha256, r.size as i64))
     }
 }
 

@@ -35,6 +35,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller as the application layer's principal.
+    pub async fn principal(&self, state: &crate::AppState) -> Result<cuncun_app::Principal, AppError> {
+        let via = if self.bearer { cuncun_app::Via::Api } else { cuncun_app::Via::Page };
+        Ok(state.app().principal_of(&self.user, via).await?)
+    }
     pub fn actor(&self) -> Actor {
         if self.bearer { Actor::api(&self.user) } else { Actor::user(&self.user) }
     }

@@ -377,7 +377,7 @@ async fn dispatch(
     url: Option<String>,
     heartbeats: Option<(usize, u64)>,
 ) -> anyhow::Result<()> {
-    use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
+    use cuncun_domain::eb::{Ebrid, ResourceKind};
     use cuncun_store::eb::{NewMessage, NewResource};
     if matches!(path, DispatchPath::Embedded) && n > 19_000 {
         bail!(
@@ -549,13 +549,14 @@ async fn dispatch(
                     volume: None,
                     source: "local".into(),
                     owner_region: county.clone(),
-                    author_id: None,
+                    author_id: Some(1),
+                    start_on_approval: false,
+                    from_peer: None,
                 },
                 &Actor::cli("bench"),
             )
             .await?;
-        store.transition_message(m.id, MessageStatus::Draft, MessageStatus::Submitted, None, &Actor::cli("bench")).await?;
-        store.transition_message(m.id, MessageStatus::Submitted, MessageStatus::Approved, None, &Actor::cli("bench")).await?;
+        cuncun_store::testing::submit_and_approve(&*store, &m, &Actor::cli("bench")).await?;
         let t0 = cuncun_store::now_ms();
         eb.kick();
         let waited = Instant::now();

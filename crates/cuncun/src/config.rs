@@ -75,7 +75,7 @@ impl Default for InterchangeCfg {
             url: String::new(),
             keys: "cuncun-data/keys".into(),
             trust: "cuncun-data/trust.toml".into(),
-            auto_dispatch: vec![1, 2],
+            auto_dispatch: vec![1],
             check_every_s: 60,
             report_every_s: 30,
             peer: Vec::new(),
@@ -129,6 +129,8 @@ pub struct EbCfg {
     pub media_base_url: String,
     /// A new message as severe as the one playing: "newer_wins" (interrupts) or "keep_current".
     pub equal_severity: cuncun_domain::eb::EqualSeverity,
+    /// Whether the author of a drill may approve it alone (default false: four eyes for drills).
+    pub drills_self_approve: bool,
 }
 
 impl Default for BusCfg {
@@ -152,6 +154,7 @@ impl Default for EbCfg {
             resend_after_s: 5,
             media_base_url: String::new(),
             equal_severity: cuncun_domain::eb::EqualSeverity::NewerWins,
+            drills_self_approve: false,
         }
     }
 }

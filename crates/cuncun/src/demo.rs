@@ -144,19 +144,24 @@ async fn load(store: &dyn Store, county: &RegionCode, data_dir: &std::path::Path
             None => county.clone(),
             Some(i) => townships.get(*i).map(|t| t.code.clone()).unwrap_or_else(|| county.clone()),
         };
-        store
+        let u = store
             .create_user(
                 &NewUser {
                     username: username.to_string(),
                     display_name: display.to_string(),
                     role: *role,
-                    region_code: region,
+                    region_code: region.clone(),
                     phone: String::new(),
                     password_hash: placeholder.clone(),
                 },
                 &Actor::cli("demo"),
             )
             .await?;
+        if *role == Role::DepartmentSender {
+            // The weather bureau's grant: meteorological events (11B..) and drills, whole county.
+            let grant = cuncun_domain::authz::Grant { event_types: vec!["11B".into(), "11000".into()], regions: vec![region] };
+            store.set_department_grant(u.id, &grant, &Actor::cli("demo")).await?;
+        }
     }
     let tickets = service(store, county, townships.first().map(|t| &t.code)).await?;
     let c = store.region_counts(county).await?;

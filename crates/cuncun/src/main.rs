@@ -121,6 +121,20 @@ enum AuditCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Crash tests: CUNCUN_FAILPOINTS=name[,name...] aborts the process at each named failpoint
+    // (see `message.update.*` in cuncun-store), as a power cut would.
+    if let Ok(spec) = std::env::var("CUNCUN_FAILPOINTS") {
+        for name in spec.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let n = name.to_string();
+            if let Err(e) = fail::cfg_callback(name, move || {
+                eprintln!("failpoint {n}: aborting");
+                std::process::abort()
+            }) {
+                eprintln!("error: CUNCUN_FAILPOINTS: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -315,6 +329,10 @@ pub async fn serve(
             tts: Arc::new(cuncun_media::EspeakTts::new()),
         }));
     }
+    state.workflow = cuncun_app::WorkflowSettings {
+        drills_self_approve: cfg.eb.drills_self_approve,
+        auto_dispatch: cfg.interchange.auto_dispatch.clone(),
+    };
     state.platform_region = match &cfg.eb.region {
         Some(r) => Some(RegionCode::parse(r)?),
         None => None,

@@ -60,13 +60,17 @@ async fn a_real_warning_needs_a_second_person() {
         let (st, body) = app.send(&a, "POST", &format!("/api/v1/eb/messages/{id}/approve"), json!({})).await;
         assert_eq!(st, 403);
         assert!(body["error"]["message"].as_str().unwrap().contains("other than its author"));
-        // A drill may be approved by its author.
+        // Drills need a second person too unless the platform allows self-approval (default no).
         let mut drill = warning(&["500236"]);
         drill["drill"] = json!(true);
         let (_, body) = app.send(&a, "POST", "/api/v1/eb/messages", drill).await;
         let did = body["message"]["id"].as_i64().unwrap();
         app.send(&a, "POST", &format!("/api/v1/eb/messages/{did}/submit"), json!({})).await;
-        assert_eq!(app.send(&a, "POST", &format!("/api/v1/eb/messages/{did}/approve"), json!({})).await.0, 200);
+        let (st, body) = app.send(&a, "POST", &format!("/api/v1/eb/messages/{did}/approve"), json!({})).await;
+        assert_eq!(st, 403, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("drills too"), "{body}");
+        let r = app.token("reviewer").await;
+        assert_eq!(app.send(&r, "POST", &format!("/api/v1/eb/messages/{did}/approve"), json!({})).await.0, 200);
         // Viewers compose nothing; bad input is named.
         let v = app.token("t1view").await;
         assert_eq!(app.send(&v, "POST", "/api/v1/eb/messages", warning(&["500236001"])).await.0, 403);

@@ -17,6 +17,8 @@ pub struct App {
     pub url: String,
     pub ops: String,
     pub store: Arc<dyn Store>,
+    /// The same database, for tests that put a row into a state directly.
+    pub sql: Arc<cuncun_store::SqlStore>,
     _db_guard: Option<TestDb>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -40,7 +42,8 @@ pub async fn apps() -> Vec<App> {
 }
 
 async fn start(db: TestDb) -> App {
-    let store: Arc<dyn Store> = Arc::new(cuncun_store::SqlStore::connect(&db.url).await.unwrap());
+    let sql = Arc::new(cuncun_store::SqlStore::connect(&db.url).await.unwrap());
+    let store: Arc<dyn Store> = sql.clone();
     let regions = vec![
         region("50", "重庆市"),
         region("5002", "县"),
@@ -63,8 +66,10 @@ async fn start(db: TestDb) -> App {
         ("sender", Role::DepartmentSender, "500236"),
         ("t1sender", Role::DepartmentSender, "500236001"),
         ("reviewer", Role::Reviewer, "500236"),
+        ("t1review", Role::Reviewer, "500236001"),
+        ("v1cast", Role::Broadcaster, "500236001001"),
     ] {
-        store
+        let u = store
             .create_user(
                 &NewUser {
                     username: name.into(),
@@ -78,6 +83,12 @@ async fn start(db: TestDb) -> App {
             )
             .await
             .unwrap();
+        if role == Role::DepartmentSender {
+            // What an administrator grants a weather bureau: every meteorological event and the
+            // test/drill code, in its whole region.
+            let grant = cuncun_domain::authz::Grant { event_types: vec!["11B".into(), "11000".into()], regions: vec![RegionCode::parse(code).unwrap()] };
+            store.set_department_grant(u.id, &grant, &Actor::system()).await.unwrap();
+        }
     }
     let mut state = AppState::new(store.clone(), WebOptions::default());
     let media_dir = std::env::temp_dir().join(format!("cuncun-media-{}-{}", std::process::id(), rand_suffix()));
@@ -94,7 +105,7 @@ async fn start(db: TestDb) -> App {
     tokio::spawn(cuncun_web::serve(state, app, ops, async {
         let _ = rx.await;
     }));
-    App { url, ops: ops_url, store, _db_guard: Some(db), stop: Some(tx) }
+    App { url, ops: ops_url, store, sql, _db_guard: Some(db), stop: Some(tx) }
 }
 
 pub fn client() -> reqwest::Client {

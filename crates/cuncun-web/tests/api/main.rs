@@ -4,6 +4,7 @@
 
 mod cap;
 mod eb;
+mod exploits;
 mod harness;
 mod interchange;
 mod report;
