@@ -106,7 +106,7 @@ fn parse_beijing(s: &str) -> Option<i64> {
     ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
         .iter()
         .find_map(|f| chrono::NaiveDateTime::parse_from_str(&s, f).ok())
-        .map(|t| t.and_utc().timestamp_millis() - 8 * 3_600_000)
+        .map(cuncun_domain::time::from_local)
 }
 
 impl App {
