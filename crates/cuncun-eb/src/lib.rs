@@ -11,4 +11,4 @@ mod service;
 
 pub use auth::new_secret;
 pub use cuncun_gateway::{DeviceAuth, hash_secret};
-pub use service::{EbConfig, EbHandle, EbStats, play_of, start};
+pub use service::{EbConfig, EbHandle, EbStats, EbWorker, EbWorkers, play_of, prepare, start};

@@ -100,7 +100,70 @@ fn encode(c: &Command) -> Bytes {
     Bytes::from(serde_json::to_vec(c).unwrap_or_default())
 }
 
-/// Starts the service tasks. `events` comes from the bus; the returned handle wakes the outbox.
+/// The service's four background tasks, each run (and, after a failure, run again) by a
+/// supervisor: the platform registers them with `cuncun_app::jobs::Supervisor` (jobs `ingest`,
+/// `dispatch`, `reconnect_catchup`, `resend`). What must outlive a restart — the bus's report
+/// channel, the reconnect queue, the outbox wake-up — lives here, not in the tasks.
+pub struct EbWorkers {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    stats: Arc<EbStats>,
+    cfg: EbConfig,
+    kick: Arc<Notify>,
+    events: tokio::sync::Mutex<mpsc::Receiver<BusEvent>>,
+    reconnects_tx: mpsc::UnboundedSender<String>,
+    reconnects_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
+}
+
+/// One of the service's background tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EbWorker {
+    /// Reads device reports and writes them in batches.
+    Ingest,
+    /// Publishes approved messages and cancels from the outbox.
+    Dispatch,
+    /// Sends a (re)connecting terminal every still-valid message it has not received.
+    ReconnectCatchup,
+    /// Re-sends to online targets that have not receipted; closes messages whose time is over.
+    Resend,
+}
+
+impl EbWorker {
+    pub const ALL: [EbWorker; 4] = [EbWorker::Ingest, EbWorker::Dispatch, EbWorker::ReconnectCatchup, EbWorker::Resend];
+}
+
+/// How a worker says how a round went: `Ok` after a successful one, `Err` with what failed (it
+/// retries by itself). A supervisor records it; unsupervised, it is ignored.
+type Report<'a> = &'a (dyn Fn(Result<(), String>) + Send + Sync);
+
+/// The service's handle and its workers, not yet running: run each [`EbWorker`] with
+/// [`EbWorkers::run`] (the platform does so under its job supervisor). `events` comes from the bus.
+pub fn prepare(
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    events: mpsc::Receiver<BusEvent>,
+    auth: Arc<DeviceAuth>,
+    cfg: EbConfig,
+) -> (Arc<EbHandle>, Arc<EbWorkers>) {
+    let stats = Arc::new(EbStats::default());
+    let kick = Arc::new(Notify::new());
+    let handle = Arc::new(EbHandle { bus: bus.clone(), auth, stats: stats.clone(), kick: kick.clone() });
+    let (reconnects_tx, reconnects_rx) = mpsc::unbounded_channel::<String>();
+    let workers = Arc::new(EbWorkers {
+        store,
+        bus,
+        stats,
+        cfg,
+        kick,
+        events: tokio::sync::Mutex::new(events),
+        reconnects_tx,
+        reconnects_rx: tokio::sync::Mutex::new(reconnects_rx),
+    });
+    (handle, workers)
+}
+
+/// Starts the service tasks without a supervisor (tests, benchmarks): nothing restarts them.
+/// `events` comes from the bus; the returned handle wakes the outbox.
 pub async fn start(
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
@@ -108,103 +171,158 @@ pub async fn start(
     auth: Arc<DeviceAuth>,
     cfg: EbConfig,
 ) -> anyhow::Result<Arc<EbHandle>> {
-    let stats = Arc::new(EbStats::default());
-    let kick = Arc::new(Notify::new());
-    let handle = Arc::new(EbHandle { bus: bus.clone(), auth, stats: stats.clone(), kick: kick.clone() });
-    let (reconnects_tx, reconnects_rx) = mpsc::unbounded_channel::<String>();
-    tokio::spawn(ingest(store.clone(), events, stats.clone(), cfg.clone(), reconnects_tx));
-    tokio::spawn(outbox_worker(store.clone(), bus.clone(), stats.clone(), cfg.clone(), kick));
-    tokio::spawn(reconnect_worker(store.clone(), bus.clone(), stats.clone(), cfg.clone(), reconnects_rx));
-    tokio::spawn(resend_worker(store, bus, stats, cfg));
+    let (handle, workers) = prepare(store, bus, events, auth, cfg);
+    for w in EbWorker::ALL {
+        let workers = workers.clone();
+        tokio::spawn(async move {
+            if let Err(e) = workers.run(w, std::future::pending(), &|_| {}).await {
+                tracing::error!(worker = ?w, error = %format!("{e:#}"), "broadcast worker stopped");
+            }
+        });
+    }
     Ok(handle)
 }
 
-/// Reads device reports and writes them in batches.
+impl EbWorkers {
+    /// Runs one worker until `stop` resolves (then returns `Ok`), reporting each round to `report`.
+    /// An error return means the worker cannot go on (the bus closed its report stream).
+    pub async fn run(
+        &self,
+        worker: EbWorker,
+        stop: impl std::future::Future<Output = ()> + Send,
+        report: &(dyn Fn(Result<(), String>) + Send + Sync),
+    ) -> anyhow::Result<()> {
+        let (store, bus, stats, cfg) = (&*self.store, &*self.bus, &*self.stats, &self.cfg);
+        // The ingest task keeps its batch through a stop, to write it; the others are dropped at
+        // their next await (the outbox row of an interrupted dispatch is worked again later).
+        if worker == EbWorker::Ingest {
+            let mut events = self.events.lock().await;
+            return ingest(store, &mut events, stats, cfg, &self.reconnects_tx, stop, report).await;
+        }
+        tokio::select! {
+            _ = stop => Ok(()),
+            r = async {
+                match worker {
+                    EbWorker::Dispatch => outbox_worker(store, bus, stats, cfg, &self.kick, report).await,
+                    EbWorker::ReconnectCatchup => reconnect_worker(store, bus, stats, cfg, &mut *self.reconnects_rx.lock().await, report).await,
+                    _ => resend_worker(store, bus, stats, cfg, report).await,
+                }
+                Ok(())
+            } => r,
+        }
+    }
+}
+
+/// Reads device reports and writes them in batches; at `stop`, writes what it holds.
 async fn ingest(
-    store: Arc<dyn Store>,
-    mut events: mpsc::Receiver<BusEvent>,
-    stats: Arc<EbStats>,
-    cfg: EbConfig,
-    reconnects: mpsc::UnboundedSender<String>,
-) {
-    let mut status: Vec<StatusChange> = Vec::new();
-    let mut receipts: Vec<ReceiptIn> = Vec::new();
-    let mut logs: Vec<(String, LogEntry)> = Vec::new();
-    let mut came_online: Vec<String> = Vec::new();
+    store: &dyn Store,
+    events: &mut mpsc::Receiver<BusEvent>,
+    stats: &EbStats,
+    cfg: &EbConfig,
+    reconnects: &mpsc::UnboundedSender<String>,
+    stop: impl std::future::Future<Output = ()> + Send,
+    report: Report<'_>,
+) -> anyhow::Result<()> {
+    let mut batch = Batch::default();
     let mut tick = tokio::time::interval(cfg.flush_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
     loop {
         tokio::select! {
+            _ = &mut stop => return batch.flush(store, stats, reconnects).await.map_err(anyhow::Error::msg),
             ev = events.recv() => {
-                let Some(ev) = ev else { break };
-                stats.reports.fetch_add(1, Ordering::Relaxed);
-                let now = now_ms();
-                match ev {
-                    BusEvent::Online { id } => {
+                let Some(ev) = ev else {
+                    let _ = batch.flush(store, stats, reconnects).await;
+                    anyhow::bail!("the terminal bus closed its stream of device reports");
+                };
+                batch.add(ev, stats);
+            }
+            _ = tick.tick() => report(batch.flush(store, stats, reconnects).await),
+        }
+    }
+}
+
+/// Device reports gathered between two writes.
+#[derive(Default)]
+struct Batch {
+    status: Vec<StatusChange>,
+    receipts: Vec<ReceiptIn>,
+    logs: Vec<(String, LogEntry)>,
+    came_online: Vec<String>,
+}
+
+impl Batch {
+    fn add(&mut self, ev: BusEvent, stats: &EbStats) {
+        let Batch { status, receipts, logs, came_online } = self;
+        stats.reports.fetch_add(1, Ordering::Relaxed);
+        let now = now_ms();
+        match ev {
+            BusEvent::Online { id } => {
+                status.push(StatusChange::Online { ebrid: id.clone(), at_ms: now });
+                came_online.push(id);
+            }
+            BusEvent::Offline { id } => status.push(StatusChange::Offline { ebrid: id, at_ms: now }),
+            BusEvent::Up { id, kind, payload } => match kind.as_str() {
+                "hb" => match serde_json::from_slice::<Heartbeat>(&payload) {
+                    Ok(hb) => {
+                        stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+                        // Only the latest heartbeat of a terminal in a batch matters.
+                        status.retain(|c| !matches!(c, StatusChange::Heartbeat { ebrid, .. } if *ebrid == id));
+                        status.push(StatusChange::Heartbeat { ebrid: id, at_ms: now, hb });
+                    }
+                    Err(e) => malformed(stats, &id, "hb", &e),
+                },
+                "rcpt" => match serde_json::from_slice::<Receipt>(&payload) {
+                    Ok(r) => {
+                        stats.receipts.fetch_add(1, Ordering::Relaxed);
+                        receipts.push(ReceiptIn { ebrid: id, ebmid: r.id, stage: r.stage, ts: r.ts, reason: r.reason });
+                    }
+                    Err(e) => malformed(stats, &id, "rcpt", &e),
+                },
+                "log" => match serde_json::from_slice::<LogEntry>(&payload) {
+                    Ok(l) => logs.push((id, l)),
+                    Err(e) => malformed(stats, &id, "log", &e),
+                },
+                "status" => match serde_json::from_slice::<Status>(&payload) {
+                    // The embedded gateway reports connections itself; through an external
+                    // broker these messages (and the will) are how we learn them.
+                    Ok(s) if s.online => {
                         status.push(StatusChange::Online { ebrid: id.clone(), at_ms: now });
                         came_online.push(id);
                     }
-                    BusEvent::Offline { id } => status.push(StatusChange::Offline { ebrid: id, at_ms: now }),
-                    BusEvent::Up { id, kind, payload } => match kind.as_str() {
-                        "hb" => match serde_json::from_slice::<Heartbeat>(&payload) {
-                            Ok(hb) => {
-                                stats.heartbeats.fetch_add(1, Ordering::Relaxed);
-                                // Only the latest heartbeat of a terminal in a batch matters.
-                                status.retain(|c| !matches!(c, StatusChange::Heartbeat { ebrid, .. } if *ebrid == id));
-                                status.push(StatusChange::Heartbeat { ebrid: id, at_ms: now, hb });
-                            }
-                            Err(e) => malformed(&stats, &id, "hb", &e),
-                        },
-                        "rcpt" => match serde_json::from_slice::<Receipt>(&payload) {
-                            Ok(r) => {
-                                stats.receipts.fetch_add(1, Ordering::Relaxed);
-                                receipts.push(ReceiptIn { ebrid: id, ebmid: r.id, stage: r.stage, ts: r.ts, reason: r.reason });
-                            }
-                            Err(e) => malformed(&stats, &id, "rcpt", &e),
-                        },
-                        "log" => match serde_json::from_slice::<LogEntry>(&payload) {
-                            Ok(l) => logs.push((id, l)),
-                            Err(e) => malformed(&stats, &id, "log", &e),
-                        },
-                        "status" => match serde_json::from_slice::<Status>(&payload) {
-                            // The embedded gateway reports connections itself; through an external
-                            // broker these messages (and the will) are how we learn them.
-                            Ok(s) if s.online => {
-                                status.push(StatusChange::Online { ebrid: id.clone(), at_ms: now });
-                                came_online.push(id);
-                            }
-                            Ok(_) => status.push(StatusChange::Offline { ebrid: id, at_ms: now }),
-                            Err(e) => malformed(&stats, &id, "status", &e),
-                        },
-                        _ => malformed(&stats, &id, &kind, &"unknown report kind"),
-                    },
-                }
-            }
-            _ = tick.tick() => {
-                if status.is_empty() && receipts.is_empty() && logs.is_empty() {
-                    continue;
-                }
-                stats.flushes.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = store.apply_status(&status).await {
-                    tracing::error!(error = %e, n = status.len(), "writing terminal status failed; will retry");
-                    continue;
-                }
-                status.clear();
-                if let Err(e) = store.apply_receipts(&receipts).await {
-                    tracing::error!(error = %e, n = receipts.len(), "writing receipts failed; will retry");
-                    continue;
-                }
-                receipts.clear();
-                if let Err(e) = store.insert_logs(&logs).await {
-                    tracing::error!(error = %e, "writing broadcast logs failed; will retry");
-                    continue;
-                }
-                logs.clear();
-                for id in came_online.drain(..) {
-                    let _ = reconnects.send(id);
-                }
-            }
+                    Ok(_) => status.push(StatusChange::Offline { ebrid: id, at_ms: now }),
+                    Err(e) => malformed(stats, &id, "status", &e),
+                },
+                _ => malformed(stats, &id, &kind, &"unknown report kind"),
+            },
         }
+    }
+
+    /// Writes what was gathered; what failed to be written stays for the next try.
+    async fn flush(&mut self, store: &dyn Store, stats: &EbStats, reconnects: &mpsc::UnboundedSender<String>) -> Result<(), String> {
+        if self.status.is_empty() && self.receipts.is_empty() && self.logs.is_empty() {
+            return Ok(());
+        }
+        stats.flushes.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = store.apply_status(&self.status).await {
+            tracing::error!(error = %e, n = self.status.len(), "writing terminal status failed; will retry");
+            return Err(format!("writing terminal status: {e}"));
+        }
+        self.status.clear();
+        if let Err(e) = store.apply_receipts(&self.receipts).await {
+            tracing::error!(error = %e, n = self.receipts.len(), "writing receipts failed; will retry");
+            return Err(format!("writing receipts: {e}"));
+        }
+        self.receipts.clear();
+        if let Err(e) = store.insert_logs(&self.logs).await {
+            tracing::error!(error = %e, "writing broadcast logs failed; will retry");
+            return Err(format!("writing broadcast logs: {e}"));
+        }
+        self.logs.clear();
+        for id in self.came_online.drain(..) {
+            let _ = reconnects.send(id);
+        }
+        Ok(())
     }
 }
 
@@ -214,22 +332,29 @@ fn malformed(stats: &EbStats, id: &str, kind: &str, e: &dyn std::fmt::Display) {
 }
 
 /// Publishes approved messages and cancels from the outbox.
-async fn outbox_worker(store: Arc<dyn Store>, bus: Arc<dyn Bus>, stats: Arc<EbStats>, cfg: EbConfig, kick: Arc<Notify>) {
+async fn outbox_worker(store: &dyn Store, bus: &dyn Bus, stats: &EbStats, cfg: &EbConfig, kick: &Notify, report: Report<'_>) {
     loop {
+        let mut round = Ok(());
         match store.pending_outbox().await {
             Ok(items) => {
                 for item in items {
-                    if let Err(e) = work_item(&*store, &*bus, &stats, &cfg, item.message_id, &item.action).await {
+                    if let Err(e) = work_item(store, bus, stats, cfg, item.message_id, &item.action).await {
                         tracing::error!(error = %e, message = item.message_id, "dispatch failed; will retry");
+                        round = Err(format!("dispatching message {}: {e}", item.message_id));
                         continue;
                     }
                     if let Err(e) = store.finish_outbox(item.id).await {
                         tracing::error!(error = %e, "marking outbox item done failed");
+                        round = Err(format!("marking outbox item {} done: {e}", item.id));
                     }
                 }
             }
-            Err(e) => tracing::error!(error = %e, "reading the outbox failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the outbox failed");
+                round = Err(format!("reading the outbox: {e}"));
+            }
         }
+        report(round);
         let _ = tokio::time::timeout(Duration::from_secs(1), kick.notified()).await;
     }
 }
@@ -290,17 +415,19 @@ fn system_move(m: &Message, cmd: MsgCommand) -> anyhow::Result<MessageMove> {
 
 /// A terminal that (re)connects gets every still-valid message it has not received.
 async fn reconnect_worker(
-    store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
-    stats: Arc<EbStats>,
-    cfg: EbConfig,
-    mut rx: mpsc::UnboundedReceiver<String>,
+    store: &dyn Store,
+    bus: &dyn Bus,
+    stats: &EbStats,
+    cfg: &EbConfig,
+    rx: &mut mpsc::UnboundedReceiver<String>,
+    report: Report<'_>,
 ) {
     while let Some(id) = rx.recv().await {
         let pending = match store.pending_for_terminal(&id, now_ms()).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "looking up missed messages failed");
+                report(Err(format!("looking up the messages terminal {id} missed: {e}")));
                 continue;
             }
         };
@@ -314,11 +441,12 @@ async fn reconnect_worker(
                 let _ = store.record_sends(m.id, std::slice::from_ref(&id), now_ms()).await;
             }
         }
+        report(Ok(()));
     }
 }
 
 /// Re-sends to online targets that have not receipted, and closes messages whose time is over.
-async fn resend_worker(store: Arc<dyn Store>, bus: Arc<dyn Bus>, stats: Arc<EbStats>, cfg: EbConfig) {
+async fn resend_worker(store: &dyn Store, bus: &dyn Bus, stats: &EbStats, cfg: &EbConfig, report: Report<'_>) {
     let mut tick = tokio::time::interval(cfg.resend_after);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -327,6 +455,7 @@ async fn resend_worker(store: Arc<dyn Store>, bus: Arc<dyn Bus>, stats: Arc<EbSt
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "reading active messages failed");
+                report(Err(format!("reading active messages: {e}")));
                 continue;
             }
         };
@@ -369,5 +498,6 @@ async fn resend_worker(store: Arc<dyn Store>, bus: Arc<dyn Bus>, stats: Arc<EbSt
             }
             let _ = store.record_sends(m.id, &due, now).await;
         }
+        report(Ok(()));
     }
 }

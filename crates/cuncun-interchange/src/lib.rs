@@ -79,6 +79,20 @@ impl InterchangeConfig {
     }
 }
 
+/// One of the interchange's background tasks (run by the platform's job supervisor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IxWorker {
+    /// Posts the EBD outbox to peers, with retries.
+    Sender,
+    /// ConnectionCheck to the parent; Full, then Incremental reports.
+    Link,
+    /// Sends local messages on to children; reports the state of the parent's messages up.
+    Forward,
+}
+
+/// How a worker says how a round went (see [`Interchange::run`]).
+type Report<'a> = &'a (dyn Fn(Result<(), String>) + Send + Sync);
+
 /// Counters since start, for /metrics and the interchange page.
 #[derive(Debug, Default)]
 pub struct InterchangeStats {
@@ -604,11 +618,43 @@ impl Interchange {
 
     // ----- the workers -----
 
-    /// Starts the sender, the parent link and the reporters.
+    /// Starts the workers without a supervisor (tests): nothing restarts them. The platform runs
+    /// them as jobs instead (`interchange_sender`, `interchange_link`, `interchange_forward`).
     pub fn start(self: &Arc<Self>) {
-        tokio::spawn(self.clone().sender());
-        tokio::spawn(self.clone().link_and_reports());
-        tokio::spawn(self.clone().forward_and_state());
+        for w in self.workers() {
+            let ix = self.clone();
+            tokio::spawn(async move { ix.run(w, std::future::pending(), &|_| {}).await });
+        }
+    }
+
+    /// The workers this configuration needs: the parent link only when there is a parent.
+    pub fn workers(&self) -> Vec<IxWorker> {
+        let mut v = vec![IxWorker::Sender, IxWorker::Link, IxWorker::Forward];
+        if self.parent().is_none() {
+            v.retain(|w| *w != IxWorker::Link);
+        }
+        v
+    }
+
+    /// Runs one worker until `stop` resolves, reporting each round to `report` (`Ok` after a
+    /// successful one, `Err` with what failed; the worker retries by itself). A round in progress
+    /// at `stop` is dropped: what it was sending stays in the outbox.
+    pub async fn run(
+        &self,
+        worker: IxWorker,
+        stop: impl std::future::Future<Output = ()> + Send,
+        report: &(dyn Fn(Result<(), String>) + Send + Sync),
+    ) {
+        tokio::select! {
+            _ = stop => {}
+            _ = async {
+                match worker {
+                    IxWorker::Sender => self.sender(report).await,
+                    IxWorker::Link => self.link_and_reports(report).await,
+                    IxWorker::Forward => self.forward_and_state(report).await,
+                }
+            } => {}
+        }
     }
 
     /// Posts one package; the peer's ResultCode from its (signature-checked) EBDResponse.
@@ -628,10 +674,12 @@ impl Interchange {
         }
     }
 
-    async fn sender(self: Arc<Self>) {
+    async fn sender(&self, report: Report<'_>) {
         loop {
             match self.store.due_ebds(now_ms(), 50).await {
                 Ok(items) => {
+                    // Peers that do not answer are the link's business (retried per package).
+                    report(Ok(()));
                     for it in items {
                         let Some(peer) = Ebrid::parse(&it.peer).ok().and_then(|e| self.peer(&e).cloned()) else {
                             let _ = self.store.ebd_retry(it.id, "peer no longer configured", now_ms() + 3_600_000).await;
@@ -655,14 +703,17 @@ impl Interchange {
                         }
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "reading the EBD outbox failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the EBD outbox failed");
+                    report(Err(format!("reading the EBD outbox: {e}")));
+                }
             }
             let _ = tokio::time::timeout(Duration::from_millis(500), self.kick.notified()).await;
         }
     }
 
     /// Heartbeats to the parent; on (re)connection a Full report, then Incremental ones.
-    async fn link_and_reports(self: Arc<Self>) {
+    async fn link_and_reports(&self, report: Report<'_>) {
         let Some(parent) = self.parent().cloned() else { return };
         let mut last_report = Duration::ZERO;
         let mut tick = tokio::time::interval(self.cfg.check_every.min(self.cfg.report_every));
@@ -685,10 +736,15 @@ impl Interchange {
                     _ => None,
                 };
                 let changed = self.store.set_peer_link(parent.ebrid.as_str(), up, now, err.as_deref()).await.unwrap_or(false);
+                report(match &err {
+                    None => Ok(()),
+                    Some(e) => Err(format!("ConnectionCheck to the parent: {e}")),
+                });
                 if up && changed {
                     tracing::info!(parent = %parent.name, "parent link up: reporting in full");
                     if let Err(e) = self.push_reports(&parent, None).await {
                         tracing::warn!(error = %e, "full report to the parent failed");
+                        report(Err(format!("full report to the parent: {e}")));
                     }
                     let _ = self.store.set_peer_reported(parent.ebrid.as_str(), now).await;
                     last_report = started.elapsed();
@@ -711,8 +767,12 @@ impl Interchange {
                     match self.push_reports(&parent, Some(since)).await {
                         Ok(()) => {
                             let _ = self.store.set_peer_reported(parent.ebrid.as_str(), now).await;
+                            report(Ok(()));
                         }
-                        Err(e) => tracing::warn!(error = %e, "incremental report to the parent failed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "incremental report to the parent failed");
+                            report(Err(format!("incremental report to the parent: {e}")));
+                        }
                     }
                 }
             }
@@ -737,16 +797,20 @@ impl Interchange {
 
     /// Sends local messages on to the children they reach, and the state of the parent's messages
     /// up as local delivery progresses.
-    async fn forward_and_state(self: Arc<Self>) {
+    async fn forward_and_state(&self, report: Report<'_>) {
         let mut tick = tokio::time::interval(Duration::from_millis(1000).min(self.cfg.report_every));
         loop {
             tick.tick().await;
+            let mut round = Ok(());
             if let Err(e) = self.forward_once().await {
                 tracing::warn!(error = %e, "forwarding to children failed");
+                round = Err(format!("forwarding to children: {e}"));
             }
             if let Err(e) = self.state_once().await {
                 tracing::warn!(error = %e, "reporting message state failed");
+                round = Err(format!("reporting message state: {e}"));
             }
+            report(round);
         }
     }
 

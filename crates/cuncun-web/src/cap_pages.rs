@@ -679,22 +679,27 @@ pub fn feed_items(text: &str) -> Result<Vec<FeedItem>, String> {
     Ok(out)
 }
 
-/// Polls each feed every `every`; each entry is fetched and imported once (by entry id; the
-/// import itself is idempotent per CAP identifier). Refusals are logged and not retried.
-pub fn spawn_feed_poller(state: AppState, feeds: Vec<FeedSource>, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
-        let mut seen: std::collections::HashSet<(String, String)> = Default::default();
-        let mut tick = tokio::time::interval(every.max(Duration::from_secs(5)));
-        loop {
-            tick.tick().await;
-            for f in &feeds {
-                if let Err(e) = poll_feed(&state, &client, f, &mut seen).await {
-                    tracing::warn!(feed = %f.url, error = %e, "CAP feed poll failed");
-                }
+/// The `cap_feed_poller` job (registered by `cuncun serve` when `cap.feeds` is set): every `every`
+/// (at least 5 s) each feed is polled; each entry is fetched and imported once per run of the job
+/// (by entry id; the import itself is idempotent per CAP identifier). Refusals are logged and not
+/// retried; a feed that cannot be read is the job's last error until a round succeeds.
+pub async fn run_feed_poller(ctx: cuncun_app::jobs::JobCtx, state: AppState, feeds: Vec<FeedSource>, every: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+    let seen = tokio::sync::Mutex::new(std::collections::HashSet::new());
+    let (state, client, feeds, seen) = (&state, &client, &feeds, &seen);
+    cuncun_app::jobs::every(&ctx, every.max(Duration::from_secs(5)), move || async move {
+        let mut seen = seen.lock().await;
+        let mut failed = Vec::new();
+        for f in feeds {
+            if let Err(e) = poll_feed(state, client, f, &mut seen).await {
+                tracing::warn!(feed = %f.url, error = %e, "CAP feed poll failed");
+                failed.push(format!("{}: {e}", f.url));
             }
         }
+        anyhow::ensure!(failed.is_empty(), "CAP feeds not read: {}", failed.join("; "));
+        Ok(())
     })
+    .await
 }
 
 async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {

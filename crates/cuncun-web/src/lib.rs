@@ -59,6 +59,9 @@ pub struct AppState {
     pub opts: Arc<WebOptions>,
     pub limiter: Arc<auth::LoginLimiter>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The background jobs, shown by /readyz and /metrics (whose registry reads this supervisor:
+    /// register jobs on it rather than replacing it). `serve` adds the ticket jobs and stops all.
+    pub jobs: Arc<cuncun_app::jobs::Supervisor>,
     /// The emergency broadcast service, when running (pages work without it, read-only).
     pub eb: Option<Arc<cuncun_eb::EbHandle>>,
     /// The region of this platform, for its resource code in message ids.
@@ -117,11 +120,13 @@ pub struct Media {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, opts: WebOptions) -> Self {
         let limiter = auth::LoginLimiter::new(opts.login_window, opts.login_per_user, opts.login_per_client);
+        let jobs = Arc::new(cuncun_app::jobs::Supervisor::default());
         AppState {
             store,
             opts: Arc::new(opts),
             limiter: Arc::new(limiter),
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics: Arc::new(metrics::Metrics::with_jobs(jobs.clone())),
+            jobs,
             eb: None,
             platform_region: None,
             media: None,
@@ -232,15 +237,15 @@ pub async fn bind(setting: &str, addr: &str) -> anyhow::Result<tokio::net::TcpLi
     })
 }
 
-/// Serves the app and the ops router until `shutdown` resolves.
+/// Serves the app and the ops router until `shutdown` resolves, with the ticket jobs (escalation,
+/// repair loop) added to `state.jobs`; then stops every job of `state.jobs`.
 pub async fn serve(
     state: AppState,
     app: tokio::net::TcpListener,
     ops: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let escalation = service_pages::spawn_escalation(state.clone());
-    let repair_loop = report_pages::spawn_repair_loop(state.clone());
+    start_ticket_jobs(&state)?;
     let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut rx1 = tx.subscribe();
     let mut rx2 = tx.subscribe();
@@ -248,6 +253,7 @@ pub async fn serve(
         .with_graceful_shutdown(async move {
             let _ = rx1.recv().await;
         });
+    let state_jobs = state.jobs.clone();
     let ops_srv = axum::serve(ops, ops_router(state)).with_graceful_shutdown(async move {
         let _ = rx2.recv().await;
     });
@@ -256,9 +262,22 @@ pub async fn serve(
         let _ = tx.send(());
     });
     let (a, b) = tokio::join!(app_srv.into_future(), ops_srv.into_future());
-    escalation.abort();
-    repair_loop.abort();
+    let aborted = state_jobs.shutdown(Duration::from_secs(10)).await;
+    if !aborted.is_empty() {
+        tracing::warn!(jobs = ?aborted, "background jobs aborted at shutdown");
+    }
     a?;
     b?;
+    Ok(())
+}
+
+/// The service network's jobs: ticket escalation and the repair loop, each once a minute.
+fn start_ticket_jobs(state: &AppState) -> anyhow::Result<()> {
+    use cuncun_app::jobs::{JobName, escalation, repair_loop};
+    let minute = Duration::from_secs(60);
+    let (store, after) = (state.store.clone(), state.opts.escalate_after);
+    state.jobs.spawn(JobName::Escalation, move |ctx| escalation(ctx, store.clone(), after, minute))?;
+    let (store, after) = (state.store.clone(), state.opts.repair_after);
+    state.jobs.spawn(JobName::RepairLoop, move |ctx| repair_loop(ctx, store.clone(), after, minute))?;
     Ok(())
 }

@@ -4,11 +4,15 @@ use crate::AppState;
 use axum::extract::{MatchedPath, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use prometheus_client::encoding::EncodeLabelSet;
+use cuncun_app::jobs::{JobStatus, Supervisor};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -22,6 +26,43 @@ pub struct LoginLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobStateLabels {
+    pub job: String,
+    pub state: String,
+}
+
+/// The background jobs' state, read from the supervisor at every scrape.
+#[derive(Debug)]
+struct JobsCollector(Arc<Supervisor>);
+
+impl Collector for JobsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let state = Family::<JobStateLabels, Gauge>::default();
+        let restarts = Family::<JobLabels, Counter>::default();
+        let success = Family::<JobLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        for j in self.0.snapshot() {
+            let job = j.name.as_str().to_string();
+            for s in JobStatus::ALL {
+                state.get_or_create(&JobStateLabels { job: job.clone(), state: s.as_str().into() }).set(i64::from(j.status == s));
+            }
+            restarts.get_or_create(&JobLabels { job: job.clone() }).inc_by(j.restarts);
+            success.get_or_create(&JobLabels { job }).set(j.last_success_ms.map_or(0.0, |ms| ms as f64 / 1000.0));
+        }
+        let help = "Background job state (1 for the job's current state: running, backing_off, stopped, failed)";
+        state.encode(encoder.encode_descriptor("job_state", help, None, state.metric_type())?)?;
+        let help = "Times a background job was restarted after an error or a panic";
+        restarts.encode(encoder.encode_descriptor("job_restarts", help, None, restarts.metric_type())?)?;
+        let help = "When a background job last reported a successful round (Unix seconds; 0: never)";
+        success.encode(encoder.encode_descriptor("job_last_success_timestamp_seconds", help, None, success.metric_type())?)
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     pub http_requests: Family<HttpLabels, Counter>,
@@ -30,6 +71,13 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The metrics, with the state of `jobs`' background jobs.
+    pub fn with_jobs(jobs: Arc<Supervisor>) -> Self {
+        let mut m = Metrics::new();
+        m.registry.register_collector(Box::new(JobsCollector(jobs)));
+        m
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("cuncun");
         let http_requests = Family::<HttpLabels, Counter>::default();
@@ -118,12 +166,32 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// 200 when the database answers and every registered critical job (dispatch, ingest) is running;
+/// 503 otherwise, naming what is wrong. The body (JSON) has every job's state either way.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
+    let mut problems = Vec::new();
+    let database = match state.store.ping().await {
+        Ok(()) => "ok",
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+            problems.push("database unavailable".to_string());
+            "unavailable"
         }
+    };
+    for j in state.jobs.critical_not_running() {
+        let why = j.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
+        problems.push(format!("critical job {} is {}{why}", j.name, j.status));
     }
+    let ready = problems.is_empty();
+    if !ready {
+        tracing::warn!(problems = %problems.join("; "), "not ready");
+    }
+    let body = serde_json::json!({
+        "ready": ready,
+        "database": database,
+        "problems": problems,
+        "jobs": state.jobs.snapshot(),
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
 }

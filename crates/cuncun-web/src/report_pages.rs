@@ -25,7 +25,6 @@ use cuncun_store::report::*;
 use cuncun_store::service::TicketFilter;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// Largest evidence file accepted for the checklist.
 pub const MAX_EVIDENCE: usize = 10 * 1024 * 1024;
@@ -1147,23 +1146,4 @@ async fn hamlet_assign(State(state): State<AppState>, c: Caller, Form(f): Form<A
     };
     state.store.set_terminal_hamlet(r.id, hamlet, &c.actor()).await?;
     Ok(Redirect::to(&format!("/report/hamlets?region={}", r.region_code.short())).into_response())
-}
-
-// ---- the repair loop ----
-
-/// Every minute: terminals offline or faulty for longer than `opts.repair_after` get a repair
-/// ticket for their village's steward, once per outage (cuncun_store::report).
-pub fn spawn_repair_loop(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            let after = state.opts.repair_after.as_millis() as i64;
-            match state.store.open_outage_tickets(cuncun_store::now_ms(), after).await {
-                Ok(v) if !v.is_empty() => tracing::info!(tickets = v.len(), "opened repair tickets for terminals that stayed down"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "repair loop failed"),
-            }
-        }
-    })
 }

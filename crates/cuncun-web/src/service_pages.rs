@@ -1252,22 +1252,6 @@ async fn confirm_submit(
     }
 }
 
-/// Escalates tickets near their deadline every minute, while the process runs.
-pub fn spawn_escalation(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            let after = state.opts.escalate_after.as_millis() as i64;
-            match state.store.escalate_due(cuncun_store::now_ms(), after).await {
-                Ok(v) if !v.is_empty() => tracing::info!(tickets = v.len(), "escalated tickets near their deadline"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "ticket escalation failed"),
-            }
-        }
-    })
-}
-
 // ---- households and stewards: lists, Excel template, export, import ----
 
 use crate::eb_pages::{XLSX, sheet_err, xlsx_response};

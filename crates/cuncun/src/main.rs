@@ -17,6 +17,7 @@ mod bench_report;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use config::Config;
+use cuncun_app::jobs::{JobName, Supervisor};
 use cuncun_domain::{RegionCode, Role};
 use cuncun_store::{Actor, Store};
 use std::path::PathBuf;
@@ -247,11 +248,12 @@ pub async fn import_regions(
 }
 
 /// Starts the terminal bus (embedded gateway or external broker) and the emergency broadcast
-/// service over it.
+/// service over it, its workers as jobs of `jobs`.
 pub async fn start_eb(
     cfg: &Config,
     store: Arc<dyn Store>,
     web_addr: std::net::SocketAddr,
+    jobs: &Supervisor,
 ) -> anyhow::Result<(Arc<cuncun_eb::EbHandle>, Option<std::net::SocketAddr>)> {
     let auth = Arc::new(cuncun_eb::DeviceAuth::new(store.device_credentials().await?));
     let mut bus_addr = None;
@@ -290,7 +292,21 @@ pub async fn start_eb(
         equal_severity: cfg.eb.equal_severity,
         ..Default::default()
     };
-    Ok((cuncun_eb::start(store, bus, events, auth, eb_cfg).await?, bus_addr))
+    let (eb, workers) = cuncun_eb::prepare(store, bus, events, auth, eb_cfg);
+    for w in cuncun_eb::EbWorker::ALL {
+        let name = match w {
+            cuncun_eb::EbWorker::Ingest => JobName::Ingest,
+            cuncun_eb::EbWorker::Dispatch => JobName::Dispatch,
+            cuncun_eb::EbWorker::ReconnectCatchup => JobName::ReconnectCatchup,
+            cuncun_eb::EbWorker::Resend => JobName::Resend,
+        };
+        let workers = workers.clone();
+        jobs.spawn(name, move |ctx| {
+            let workers = workers.clone();
+            async move { workers.run(w, ctx.cancelled(), &|r| ctx.report(r)).await }
+        })?;
+    }
+    Ok((eb, bus_addr))
 }
 
 /// Called once the terminal gateway listens, with its address (e.g. to start simulated terminals).
@@ -305,7 +321,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let app = cuncun_web::bind("web.listen", &cfg.web.listen).await?;
     let ops = cuncun_web::bind("web.ops_listen", &cfg.web.ops_listen).await?;
-    let (eb, bus_addr) = start_eb(cfg, store.clone(), app.local_addr()?).await?;
+    let mut state = cuncun_web::AppState::new(store, cfg.web_options());
+    let (eb, bus_addr) = start_eb(cfg, state.store.clone(), app.local_addr()?, &state.jobs).await?;
     let url = format!("http://{}", app.local_addr()?);
     let ops_url = format!("http://{}", ops.local_addr()?);
     println!("cuncun is serving at {url}  (health and metrics: {ops_url}/healthz {ops_url}/metrics)");
@@ -319,7 +336,6 @@ pub async fn serve(
         println!("{a}");
     }
     tracing::info!(%url, "listening");
-    let mut state = cuncun_web::AppState::new(store, cfg.web_options());
     let media_store = Arc::new(
         cuncun_media::MediaStore::new(&cfg.media.dir).with_context(|| format!("media.dir = {}", cfg.media.dir))?,
     );
@@ -338,17 +354,18 @@ pub async fn serve(
         None => None,
     };
     if cfg.interchange.enabled {
-        state.interchange = Some(start_interchange(cfg, state.store.clone(), eb.clone())?);
+        state.interchange = Some(start_interchange(cfg, state.store.clone(), eb.clone(), &state.jobs)?);
     }
     state.eb = Some(eb);
     if !cfg.cap.signing_key.is_empty() {
         let cert = Some(cfg.cap.signing_cert.as_str()).filter(|c| !c.is_empty());
         state.cap_signer = Some(cuncun_web::cap_pages::load_signer(&cfg.cap.signing_key, cert)?);
     }
-    let _cap_poller = (!cfg.cap.feeds.is_empty()).then(|| {
+    if !cfg.cap.feeds.is_empty() {
         let every = std::time::Duration::from_secs(cfg.cap.poll_seconds.max(5));
-        cuncun_web::cap_pages::spawn_feed_poller(state.clone(), cfg.cap.feeds.clone(), every)
-    });
+        let (st, feeds) = (state.clone(), cfg.cap.feeds.clone());
+        state.jobs.spawn(JobName::CapFeedPoller, move |ctx| cuncun_web::cap_pages::run_feed_poller(ctx, st.clone(), feeds.clone(), every))?;
+    }
     cuncun_web::serve(state, app, ops, async {
         let _ = tokio::signal::ctrl_c().await;
     })
@@ -360,6 +377,7 @@ fn start_interchange(
     cfg: &Config,
     store: Arc<dyn Store>,
     eb: Arc<cuncun_eb::EbHandle>,
+    jobs: &Supervisor,
 ) -> anyhow::Result<Arc<cuncun_interchange::Interchange>> {
     use cuncun_domain::eb::{Ebrid, ResourceKind};
     let ic = &cfg.interchange;
@@ -385,7 +403,21 @@ fn start_interchange(
         });
     }
     let ix = cuncun_interchange::Interchange::new(store, Arc::new(signer), trust, c, Box::new(move || eb.kick()))?;
-    ix.start();
+    for w in ix.workers() {
+        let name = match w {
+            cuncun_interchange::IxWorker::Sender => JobName::InterchangeSender,
+            cuncun_interchange::IxWorker::Link => JobName::InterchangeLink,
+            cuncun_interchange::IxWorker::Forward => JobName::InterchangeForward,
+        };
+        let ix = ix.clone();
+        jobs.spawn(name, move |ctx| {
+            let ix = ix.clone();
+            async move {
+                ix.run(w, ctx.cancelled(), &|r| ctx.report(r)).await;
+                Ok(())
+            }
+        })?;
+    }
     println!("EBD interchange: peers post to {} ({} peer platform(s))", ic.url, ic.peer.len());
     Ok(ix)
 }

@@ -7,6 +7,7 @@ mod eb;
 mod exploits;
 mod harness;
 mod interchange;
+mod jobs;
 mod report;
 mod scope;
 mod service;

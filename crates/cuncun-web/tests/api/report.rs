@@ -265,8 +265,9 @@ async fn the_repair_loop_task_opens_one_ticket() {
             .apply_status(&[StatusChange::Online { ebrid: t.ebrid.clone(), at_ms: now - 3 * H }, StatusChange::Offline { ebrid: t.ebrid.clone(), at_ms: now - 2 * H }])
             .await
             .unwrap();
-        let opts = cuncun_web::WebOptions { repair_after: std::time::Duration::from_secs(3600), ..Default::default() };
-        let task = cuncun_web::report_pages::spawn_repair_loop(cuncun_web::AppState::new(store.clone(), opts));
+        let jobs = cuncun_app::jobs::Supervisor::default();
+        let (s, after, minute) = (store.clone(), std::time::Duration::from_secs(3600), std::time::Duration::from_secs(60));
+        jobs.spawn(cuncun_app::jobs::JobName::RepairLoop, move |ctx| cuncun_app::jobs::repair_loop(ctx, s.clone(), after, minute)).unwrap();
         let mut filter = TicketFilter::scope(&rc("500236"));
         filter.now_ms = now;
         let mut found = Vec::new();
@@ -277,7 +278,7 @@ async fn the_repair_loop_task_opens_one_ticket() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        task.abort();
+        assert!(jobs.shutdown(std::time::Duration::from_secs(5)).await.is_empty());
         assert_eq!(found.len(), 1, "{:?}", store.backend());
         assert_eq!((found[0].source, found[0].steward_id), (TicketSource::Terminal, Some(steward.id)));
         assert_eq!(found[0].terminal_ebrid.as_deref(), Some(t.ebrid.as_str()));
