@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/users", get(users_page).post(create_user))
         .route("/users/{id}", get(user_page).post(update_user))
         .route("/users/{id}/password", post(reset_password))
+        .route("/users/{id}/grant", post(set_grant))
         .route("/users/{id}/revoke", post(revoke_sessions))
         .route("/audit", get(audit_page))
         .route("/static/app.css", get(css))
@@ -429,6 +430,8 @@ struct UserPage {
     roles: Vec<Role>,
     sessions: Vec<SessionRow>,
     now: i64,
+    /// What a department sender may send: (event codes or prefixes, region codes), comma-separated.
+    grant: Option<(String, String)>,
 }
 
 /// Loads a user the caller (an administrator) may manage: inside their region.
@@ -442,13 +445,37 @@ pub async fn managed_user(state: &AppState, c: &Caller, id: i64) -> Result<User,
 async fn user_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
     let u = managed_user(&state, &c, id).await?;
     let sessions = state.store.sessions_of(id).await?;
+    let grant = if u.role == Role::DepartmentSender {
+        let g = state.app().grant(&c.principal(&state).await?, id).await?;
+        Some((g.event_types.join(","), g.regions.iter().map(|r| r.short()).collect::<Vec<_>>().join(",")))
+    } else {
+        None
+    };
     render(&UserPage {
         c: Chrome::of(&c, &format!("/users/{id}")),
         u,
         roles: ALL_ROLES.to_vec(),
         sessions,
         now: cuncun_store::now_ms(),
+        grant,
     })
+}
+
+#[derive(Deserialize)]
+struct GrantForm {
+    csrf: String,
+    #[serde(default)]
+    event_types: String,
+    #[serde(default)]
+    regions: String,
+}
+
+/// What a department sender may send (the application layer checks who may set it).
+async fn set_grant(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<GrantForm>) -> Result<Response, AppError> {
+    c.check_csrf(&f.csrf)?;
+    let split = |s: &str| s.split([',', ' ', '，', '\n']).map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect::<Vec<_>>();
+    state.app().set_grant(&c.principal(&state).await?, id, &split(&f.event_types), &split(&f.regions)).await?;
+    Ok(Redirect::to(&format!("/users/{id}")).into_response())
 }
 
 #[derive(Deserialize)]

@@ -250,3 +250,49 @@ async fn a_draft_takes_an_uploaded_recording() {
         assert_eq!(st, 409, "audio is fixed once submitted");
     }
 }
+
+#[tokio::test]
+async fn administrators_grant_departments_what_they_may_send() {
+    for app in apps().await {
+        let a = app.token("admin").await;
+        let (_, users) = app.get(&a, "/api/v1/users").await;
+        let sender = users["items"].as_array().unwrap().iter().find(|u| u["username"] == "sender").unwrap()["id"].as_i64().unwrap();
+        let path = format!("/api/v1/users/{sender}/grant");
+        let grant = json!({"event_types": ["11A"], "regions": ["500236100"]});
+        // Only an administrator whose region holds the department sets it.
+        assert_eq!(app.send(&app.token("t1admin").await, "PUT", &path, grant.clone()).await.0, 403);
+        assert_eq!(app.send(&app.token("reviewer").await, "PUT", &path, grant.clone()).await.0, 403);
+        let (st, body) = app.send(&a, "PUT", &path, json!({"event_types": ["11A"], "regions": ["500299"]})).await;
+        assert_eq!(st, 400, "{body}");
+        let (st, body) = app.send(&a, "PUT", &path, grant).await;
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body, json!({"event_types": ["11A"], "regions": ["500236100"]}));
+        // The sender may now send floods to one township, and nothing else.
+        let s = app.token("sender").await;
+        let (st, body) = app.send(&s, "POST", "/api/v1/eb/messages", warning(&["500236100"])).await;
+        assert_eq!(st, 403, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("not granted event type 11B03"), "{body}");
+        let mut flood = warning(&["500236100"]);
+        flood["event_type"] = json!("11A01");
+        assert_eq!(app.send(&s, "POST", "/api/v1/eb/messages", flood.clone()).await.0, 201);
+        flood["areas"] = json!(["500236001"]);
+        let (st, body) = app.send(&s, "POST", "/api/v1/eb/messages", flood).await;
+        assert_eq!(st, 403, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("not granted area 500236001"), "{body}");
+        // The user page sets it too, and every change is audited.
+        let (c, csrf) = app.browser("admin").await;
+        let page = c.get(format!("{}/users/{sender}", app.url)).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("id=\"grant-form\"") && page.contains("value=\"11A\""), "the user page shows the grant");
+        let r = c
+            .post(format!("{}/users/{sender}/grant", app.url))
+            .form(&[("csrf", csrf.as_str()), ("event_types", "11B, 11000"), ("regions", "500236")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let (_, body) = app.get(&a, &path).await;
+        assert_eq!(body, json!({"event_types": ["11B", "11000"], "regions": ["500236"]}));
+        let log = app.store.audit_recent(50).await.unwrap();
+        assert_eq!(log.iter().filter(|e| e.action == "department.grant" && e.actor.ends_with(":admin")).count(), 2);
+    }
+}
