@@ -39,7 +39,7 @@ async fn township_admin_cannot_manage_users_elsewhere() {
         let (s, list) = app.get(&t, "/api/v1/users").await;
         assert_eq!(s, 200);
         let names: Vec<&str> = list["items"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
-        assert_eq!(names, ["t1admin", "t1sender", "t1view"], "only users of township 001");
+        assert_eq!(names, ["t1admin", "t1review", "t1sender", "t1view", "v1cast"], "only users of township 001 and its villages");
         let t2 = app.store.user_credentials("t2view").await.unwrap().unwrap().0;
         assert_eq!(app.get(&t, &format!("/api/v1/users/{}", t2.id)).await.0, 403);
         let (s, _) = app.send(&t, "PATCH", &format!("/api/v1/users/{}", t2.id), serde_json::json!({"disabled": true})).await;
