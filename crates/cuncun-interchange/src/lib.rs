@@ -380,10 +380,19 @@ impl Interchange {
         }
         anyhow::ensure!(!areas.is_empty(), "none of the EBM's areas lies in this platform's region {}", mine.as_str());
         let severity = info.severity.0.clamp(1, 4);
+        // An EBM related to one received before updates it: it replaces our copy of it.
+        let related_ebmid = match &ebm.related_info {
+            Some(r) => {
+                let rec = self.store.received_ebms().await?;
+                let e = rec.iter().find(|e| e.ebmid == r.ebmid.as_str()).ok_or_else(|| anyhow!("update of unknown EBMID {}", r.ebmid.as_str()))?;
+                Some(self.store.message(e.message_id).await?.ok_or_else(|| anyhow!("message vanished"))?.ebmid)
+            }
+            None => None,
+        };
         let nm = NewMessage {
             platform: self.cfg.own.clone(),
             msg_type: "broadcast".into(),
-            related_ebmid: None,
+            related_ebmid,
             priority: "emergency".into(),
             drill: (3..=5).contains(&info.msg_type.0),
             event_type: info.event_type.0.clone(),

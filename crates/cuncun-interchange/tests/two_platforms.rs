@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cuncun_domain::RegionCode;
-use cuncun_domain::eb::{Ebrid, ResourceKind};
+use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
 use cuncun_ebd::model::*;
 use cuncun_ebd::values::*;
 use cuncun_ebd::{Body, Ebd, Package, SoftwareSigner, TrustList};
@@ -218,6 +218,51 @@ async fn scenario(db_p: TestDb, db_c: TestDb) {
     assert!(matches!(f.brd_state, Some(2) | Some(3)), "broadcasting or succeeded, got {:?}", f.brd_state);
     assert!(inbox_has(&*province.store, "EBMStateResponse", 1).await);
 
+    // 2b. The province's update of that warning replaces it in the county: the update plays at
+    // once and the county's copy of the original is cancelled in the same transaction.
+    let u = province
+        .store
+        .create_message(
+            &NewMessage {
+                platform: p_id.clone(),
+                msg_type: "broadcast".into(),
+                related_ebmid: Some(m.ebmid.clone()),
+                priority: "emergency".into(),
+                drill: false,
+                event_type: "11B03".into(),
+                severity: 2,
+                title: "暴雨橙色预警（更新）".into(),
+                body: "奉节县未来3小时有大暴雨。".into(),
+                lang: "zho".into(),
+                audio_sha256: None,
+                audio_size: None,
+                areas: vec![rc("500236")],
+                terminals: vec![],
+                start_ms: now,
+                end_ms: now + 600_000,
+                repeat_count: 1,
+                volume: None,
+                source: "local".into(),
+                owner_region: rc("50"),
+                author_id: Some(1),
+                start_on_approval: false,
+                from_peer: None,
+            },
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    cuncun_store::testing::submit_and_approve(&*province.store, &u, &Actor::system()).await.unwrap();
+    let local_u = eventually("the county to take the update in", 20, async || {
+        let r = county.store.received_ebms().await.unwrap();
+        r.into_iter().find(|e| e.ebmid == u.ebmid)
+    })
+    .await;
+    let lu = county.store.message(local_u.message_id).await.unwrap().unwrap();
+    assert_eq!(lu.related_ebmid.as_deref(), Some(lm.ebmid.as_str()), "the county's update names its own copy of the original");
+    assert!(matches!(lu.status, MessageStatus::Approved | MessageStatus::Dispatching | MessageStatus::Completed), "{:?}", lu.status);
+    assert_eq!(county.store.message(lm.id).await.unwrap().unwrap().status, MessageStatus::Cancelled, "the original is replaced");
+
     // 3. A tampered package is refused with ResultCode 4 and nothing in it is acted on.
     let before = province.store.messages_recent(100).await.unwrap().len();
     let evil = Body::Ebm(Ebm {
@@ -292,7 +337,7 @@ async fn scenario(db_p: TestDb, db_c: TestDb) {
     .await;
     let _ = stop_tx.send(());
     let report = sim.await.unwrap();
-    assert_eq!(report.plays_received, 3, "each terminal played the warning once");
+    assert_eq!(report.plays_received, 6, "each terminal played the warning and then its update, once each");
 }
 
 #[tokio::test]
