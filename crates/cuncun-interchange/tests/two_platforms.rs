@@ -163,38 +163,7 @@ async fn scenario(db_p: TestDb, db_c: TestDb) {
 
     // 2. A province warning for the county reaches every county terminal, and its state comes back.
     let now = now_ms();
-    let m = province
-        .store
-        .create_message(
-            &NewMessage {
-                platform: p_id.clone(),
-                msg_type: "broadcast".into(),
-                related_ebmid: None,
-                priority: "emergency".into(),
-                drill: false,
-                event_type: "11B03".into(),
-                severity: 2,
-                title: "暴雨橙色预警".into(),
-                body: "奉节县未来6小时有暴雨，请注意防范。".into(),
-                lang: "zho".into(),
-                audio_sha256: None,
-                audio_size: None,
-                areas: vec![rc("500236")],
-                terminals: vec![],
-                start_ms: now,
-                end_ms: now + 600_000,
-                repeat_count: 1,
-                volume: None,
-                source: "local".into(),
-                owner_region: rc("50"),
-                author_id: Some(1),
-                start_on_approval: false,
-                from_peer: None,
-            },
-            &Actor::system(),
-        )
-        .await
-        .unwrap();
+    let m = province.store.create_message(&province_warning(&p_id, now, "暴雨橙色预警", None), &Actor::system()).await.unwrap();
     cuncun_store::testing::submit_and_approve(&*province.store, &m, &Actor::system()).await.unwrap();
     let local = eventually("the county to take the EBM in", 20, async || {
         let r = county.store.received_ebms().await.unwrap();
@@ -222,34 +191,7 @@ async fn scenario(db_p: TestDb, db_c: TestDb) {
     // once and the county's copy of the original is cancelled in the same transaction.
     let u = province
         .store
-        .create_message(
-            &NewMessage {
-                platform: p_id.clone(),
-                msg_type: "broadcast".into(),
-                related_ebmid: Some(m.ebmid.clone()),
-                priority: "emergency".into(),
-                drill: false,
-                event_type: "11B03".into(),
-                severity: 2,
-                title: "暴雨橙色预警（更新）".into(),
-                body: "奉节县未来3小时有大暴雨。".into(),
-                lang: "zho".into(),
-                audio_sha256: None,
-                audio_size: None,
-                areas: vec![rc("500236")],
-                terminals: vec![],
-                start_ms: now,
-                end_ms: now + 600_000,
-                repeat_count: 1,
-                volume: None,
-                source: "local".into(),
-                owner_region: rc("50"),
-                author_id: Some(1),
-                start_on_approval: false,
-                from_peer: None,
-            },
-            &Actor::system(),
-        )
+        .create_message(&province_warning(&p_id, now, "暴雨橙色预警（更新）", Some(m.ebmid.clone())), &Actor::system())
         .await
         .unwrap();
     cuncun_store::testing::submit_and_approve(&*province.store, &u, &Actor::system()).await.unwrap();
@@ -345,5 +287,34 @@ async fn province_and_county_exchange_signed_ebds() {
     scenario(cuncun_store::testing::sqlite().await, cuncun_store::testing::sqlite().await).await;
     if let (Some(a), Some(b)) = (cuncun_store::testing::postgres().await, cuncun_store::testing::postgres().await) {
         scenario(a, b).await;
+    }
+}
+
+/// An orange rainstorm warning of the province for the county (an update when `updates` is set).
+fn province_warning(platform: &Ebrid, now: i64, title: &str, updates: Option<String>) -> NewMessage {
+    NewMessage {
+        platform: platform.clone(),
+        msg_type: "broadcast".into(),
+        related_ebmid: updates,
+        priority: "emergency".into(),
+        drill: false,
+        event_type: "11B03".into(),
+        severity: 2,
+        title: title.into(),
+        body: "奉节县未来6小时有暴雨，请注意防范。".into(),
+        lang: "zho".into(),
+        audio_sha256: None,
+        audio_size: None,
+        areas: vec![rc("500236")],
+        terminals: vec![],
+        start_ms: now,
+        end_ms: now + 600_000,
+        repeat_count: 1,
+        volume: None,
+        source: "local".into(),
+        owner_region: rc("50"),
+        author_id: Some(1),
+        start_on_approval: false,
+        from_peer: None,
     }
 }

@@ -230,7 +230,17 @@ impl SqlStore {
         .fetch_one(&mut **tx)
         .await?
         .try_get(0)?;
-        for t in &m.terminals {
+        Self::name_terminals(tx, id, &m.terminals).await?;
+        let msg = self.fetch_message(tx, id).await?;
+        let after = serde_json::to_string(&msg).unwrap_or_default();
+        self.append_audit(tx, actor, "message.create", "eb_message", &ebmid, "", &after).await?;
+        Self::write_step(tx, id, "compose", MessageStatus::Draft, actor, "").await?;
+        Ok(msg)
+    }
+
+    /// The terminals a message names explicitly (besides its areas); each must be in service.
+    async fn name_terminals(tx: &mut Transaction<'static, Any>, id: i64, terminals: &[Ebrid]) -> Result<()> {
+        for t in terminals {
             let n = sqlx::query(
                 "INSERT INTO eb_message_terminal (message_id, resource_id) SELECT $1, id FROM eb_resource WHERE ebrid = $2 AND retired_at_ms IS NULL",
             )
@@ -243,11 +253,7 @@ impl SqlStore {
                 return Err(StoreError::Invalid(format!("terminal {t} does not exist or is retired")));
             }
         }
-        let msg = self.fetch_message(tx, id).await?;
-        let after = serde_json::to_string(&msg).unwrap_or_default();
-        self.append_audit(tx, actor, "message.create", "eb_message", &ebmid, "", &after).await?;
-        Self::write_step(tx, id, "compose", MessageStatus::Draft, actor, "").await?;
-        Ok(msg)
+        Ok(())
     }
 
     async fn write_step(
@@ -878,19 +884,7 @@ impl EbStore for SqlStore {
             return Err(StoreError::Conflict(format!("message {} is {}; only a draft can be edited", before.ebmid, before.status.key())));
         }
         sqlx::query("DELETE FROM eb_message_terminal WHERE message_id = $1").bind(id).execute(&mut *w.tx).await?;
-        for t in &m.terminals {
-            let n = sqlx::query(
-                "INSERT INTO eb_message_terminal (message_id, resource_id) SELECT $1, id FROM eb_resource WHERE ebrid = $2 AND retired_at_ms IS NULL",
-            )
-            .bind(id)
-            .bind(t.as_str())
-            .execute(&mut *w.tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Err(StoreError::Invalid(format!("terminal {t} does not exist or is retired")));
-            }
-        }
+        Self::name_terminals(&mut w.tx, id, &m.terminals).await?;
         let after = self.fetch_message(&mut w.tx, id).await?;
         let b = serde_json::to_string(&before).unwrap_or_default();
         let a = serde_json::to_string(&after).unwrap_or_default();
