@@ -8,6 +8,7 @@ pub mod indicators;
 pub mod model;
 pub mod online;
 pub mod protocol;
+pub mod records;
 pub mod region;
 pub mod role;
 pub mod service;

@@ -22,6 +22,14 @@ pub struct DateError(pub String);
 // ---- day numbers ----
 
 /// The Beijing day number of a UTC instant.
+/// Now, in UTC epoch milliseconds: the one clock every layer reads.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub fn day_of(ms: i64) -> i64 {
     (ms + OFFSET_MS).div_euclid(DAY_MS)
 }

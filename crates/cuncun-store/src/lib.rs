@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use cuncun_domain::audit::AuditEntry;
 use cuncun_domain::model::*;
 use cuncun_domain::{RegionCode, Role};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use sql::SqlStore;
 
@@ -53,86 +53,7 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Who made a change, as written into the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor(pub String);
-
-impl Actor {
-    /// The user id in a `user:ID:name` / `api:ID:name` / `cli:ID:name` actor.
-    pub fn user_id(&self) -> Option<i64> {
-        let mut it = self.0.splitn(3, ':');
-        match (it.next(), it.next()) {
-            (Some("user" | "api" | "cli"), Some(id)) => id.parse().ok(),
-            _ => None,
-        }
-    }
-    pub fn system() -> Actor {
-        Actor("system".into())
-    }
-    pub fn cli(what: &str) -> Actor {
-        Actor(format!("cli:{what}"))
-    }
-    pub fn user(u: &User) -> Actor {
-        Actor(format!("user:{}:{}", u.id, u.username))
-    }
-    pub fn api(u: &User) -> Actor {
-        Actor(format!("api:{}:{}", u.id, u.username))
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ImportReport {
-    pub inserted: u64,
-    pub updated: u64,
-}
-
-/// A region with the number of direct children and of households below it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RegionRow {
-    pub region: Region,
-    pub children: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct UserPatch {
-    pub display_name: Option<String>,
-    pub role: Option<Role>,
-    pub region_code: Option<RegionCode>,
-    pub phone: Option<String>,
-    pub disabled: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewSession {
-    pub token_hash: String,
-    pub user_id: i64,
-    pub kind: String,
-    pub csrf_token: String,
-    pub expires_at_ms: i64,
-    pub client: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SessionRow {
-    pub token_hash: String,
-    pub user_id: i64,
-    pub kind: String,
-    pub csrf_token: String,
-    pub created_at_ms: i64,
-    pub expires_at_ms: i64,
-    pub revoked_at_ms: Option<i64>,
-    pub client: String,
-}
-
-/// Everything the demo generator produces, inserted in one transaction.
-#[derive(Debug, Clone, Default)]
-pub struct RegistryBatch {
-    pub hamlets: Vec<NewHamlet>,
-    pub households: Vec<NewHousehold>,
-    pub stewards: Vec<NewSteward>,
-    pub outlets: Vec<NewOutlet>,
-    pub terminals: Vec<NewTerminal>,
-}
+pub use cuncun_domain::records::{Actor, ImportReport, NewSession, RegionRow, RegistryBatch, SessionRow, UserPatch};
 
 #[async_trait]
 pub trait Store: cap::CapStore + eb::EbStore + service::ServiceStore + interchange::InterchangeStore + report::ReportStore + Send + Sync + 'static {
@@ -184,12 +105,7 @@ pub trait Store: cap::CapStore + eb::EbStore + service::ServiceStore + interchan
     async fn audit_recent(&self, limit: i64) -> Result<Vec<AuditEntry>>;
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use cuncun_domain::time::now_ms;
 
 /// Connects to the database named by `url` (`sqlite://path` or `postgres://...`).
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {

@@ -843,7 +843,7 @@ fn site_line(s: &NewTransmitterSite) -> String {
 impl SqlStore {
     /// Adds (id None) or replaces a transmitter site, with its audit entry, in one transaction.
     async fn write_site(&self, id: Option<i64>, s: &NewTransmitterSite, actor: &Actor) -> Result<TransmitterSite> {
-        check_site(s)?;
+        check_site(s).map_err(crate::StoreError::Invalid)?;
         let mut w = self.begin_write().await?;
         let exists: Option<i64> = sqlx::query("SELECT level FROM region WHERE code = $1")
             .bind(s.village_code.as_str())
