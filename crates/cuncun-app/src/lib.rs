@@ -4,11 +4,22 @@
 //! its audit entry in one transaction, and returns a typed result that every delivery renders.
 //! ARCHITECTURE.md says which rule lives where.
 
+pub mod access;
+pub mod accounts;
+pub mod cap;
 pub mod error;
 pub mod grants;
+pub mod interchange;
 pub mod jobs;
 pub mod messages;
 pub mod principal;
+pub mod reports;
+pub mod service;
+pub mod terminals;
+
+/// The records commands return, re-exported so that delivery crates need not name the domain's
+/// module layout (nor ever the store's).
+pub use cuncun_domain::records;
 
 pub use cuncun_domain::authz::WorkflowSettings;
 pub use error::{Error, Result};
@@ -45,6 +56,13 @@ pub struct App {
 impl App {
     pub fn new(store: Arc<dyn Store>, settings: WorkflowSettings) -> App {
         App { store, settings, platform_region: None, media: None, waker: None }
+    }
+
+    /// The storage under this application, for the web crate while its handlers move behind
+    /// commands. Goes away when the last one has moved.
+    #[doc(hidden)]
+    pub fn raw_store(&self) -> Arc<dyn Store> {
+        self.store.clone()
     }
 
     pub(crate) fn wake(&self) {

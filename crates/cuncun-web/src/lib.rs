@@ -55,6 +55,8 @@ impl Default for WebOptions {
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The application layer with its storage; [`AppState::app`] adds this state's settings.
+    base: cuncun_app::App,
     pub store: Arc<dyn Store>,
     pub opts: Arc<WebOptions>,
     pub limiter: Arc<auth::LoginLimiter>,
@@ -118,10 +120,12 @@ pub struct Media {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, opts: WebOptions) -> Self {
+    pub fn new(base: cuncun_app::App, opts: WebOptions) -> Self {
+        let store = base.raw_store();
         let limiter = auth::LoginLimiter::new(opts.login_window, opts.login_per_user, opts.login_per_client);
         let jobs = Arc::new(cuncun_app::jobs::Supervisor::default());
         AppState {
+            base,
             store,
             opts: Arc::new(opts),
             limiter: Arc::new(limiter),
@@ -140,7 +144,8 @@ impl AppState {
 
     /// The application layer over this state: every command goes through it.
     pub fn app(&self) -> cuncun_app::App {
-        let mut app = cuncun_app::App::new(self.store.clone(), self.workflow.clone());
+        let mut app = self.base.clone();
+        app.settings = self.workflow.clone();
         app.platform_region = self.platform_region.clone();
         app.media = self.media.clone().map(|m| Arc::new(WebMedia(m)) as Arc<dyn cuncun_app::Media>);
         app.waker = self.eb.clone().map(|eb| Arc::new(move || eb.kick()) as Arc<dyn Fn() + Send + Sync>);

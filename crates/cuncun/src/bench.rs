@@ -246,7 +246,7 @@ pub(crate) async fn serve_logged_in(
     let listener = cuncun_web::bind("bench", "127.0.0.1:0").await?;
     let ops = cuncun_web::bind("bench ops", "127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let state = cuncun_web::AppState::new(store, cuncun_web::WebOptions::default());
+    let state = cuncun_web::AppState::new(cuncun_app::App::new(store, Default::default()), cuncun_web::WebOptions::default());
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(cuncun_web::serve(state, listener, ops, async {
         let _ = stop_rx.await;

@@ -321,7 +321,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let app = cuncun_web::bind("web.listen", &cfg.web.listen).await?;
     let ops = cuncun_web::bind("web.ops_listen", &cfg.web.ops_listen).await?;
-    let mut state = cuncun_web::AppState::new(store, cfg.web_options());
+    let mut state = cuncun_web::AppState::new(cuncun_app::App::new(store, Default::default()), cfg.web_options());
     let (eb, bus_addr) = start_eb(cfg, state.store.clone(), app.local_addr()?, &state.jobs).await?;
     let url = format!("http://{}", app.local_addr()?);
     let ops_url = format!("http://{}", ops.local_addr()?);

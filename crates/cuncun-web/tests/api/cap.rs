@@ -370,7 +370,7 @@ async fn the_feed_poller_imports_each_entry_once() {
             .route("/typhoon.xml", axum::routing::get(move || async move { typhoon }));
         tokio::spawn(async move { axum::serve(listener, server).await });
 
-        let state = cuncun_web::AppState::new(app.store.clone(), cuncun_web::WebOptions::default());
+        let state = cuncun_web::AppState::new(cuncun_app::App::new(app.store.clone(), Default::default()), cuncun_web::WebOptions::default());
         let source = cuncun_web::cap_pages::FeedSource { url: format!("{base}/feed.atom"), department: "sender".into() };
         let http = reqwest::Client::new();
         let mut seen = Default::default();
@@ -399,7 +399,7 @@ async fn exports_are_signed_when_a_key_is_configured_and_identifiers_belong_to_o
         let s = app.token("sender").await;
         let (_, body) = post_cap(&app, &s, &fixture("multilang_typhoon.xml")).await;
         let id = body["message"]["id"].as_i64().unwrap();
-        let mut state = cuncun_web::AppState::new(app.store.clone(), cuncun_web::WebOptions::default());
+        let mut state = cuncun_web::AppState::new(cuncun_app::App::new(app.store.clone(), Default::default()), cuncun_web::WebOptions::default());
         let key = format!("{}/../cuncun-cap/tests/fixtures/rsa_key.pem", env!("CARGO_MANIFEST_DIR"));
         state.cap_signer = Some(cuncun_web::cap_pages::load_signer(&key, None).unwrap());
         let m = app.store.message(id).await.unwrap().unwrap();

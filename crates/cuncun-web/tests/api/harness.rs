@@ -90,7 +90,7 @@ async fn start(db: TestDb) -> App {
             store.set_department_grant(u.id, &grant, &Actor::system()).await.unwrap();
         }
     }
-    let mut state = AppState::new(store.clone(), WebOptions::default());
+    let mut state = AppState::new(cuncun_app::App::new(store.clone(), Default::default()), WebOptions::default());
     let media_dir = std::env::temp_dir().join(format!("cuncun-media-{}-{}", std::process::id(), rand_suffix()));
     let media_store = Arc::new(cuncun_media::MediaStore::new(&media_dir).unwrap());
     state.media = Some(Arc::new(cuncun_web::Media {

@@ -33,7 +33,7 @@ async fn eventually(what: &str, state: &AppState, f: impl Fn(&AppState) -> bool)
 async fn readyz_is_503_while_a_critical_job_is_not_running_and_200_when_all_run() {
     let db = cuncun_store::testing::sqlite().await;
     let store: Arc<dyn Store> = Arc::new(cuncun_store::SqlStore::connect(&db.url).await.unwrap());
-    let state = AppState::new(store, WebOptions::default());
+    let state = AppState::new(cuncun_app::App::new(store, Default::default()), WebOptions::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ops = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, cuncun_web::ops_router(state.clone())).into_future());
