@@ -7,13 +7,17 @@ use cuncun_domain::{RegionCode, Role};
 use cuncun_store::Actor;
 
 impl App {
-    /// The department sender `user_id`, if the principal administers it.
+    /// The department sender `user_id`, if the principal administers it: an administrator of a
+    /// region holding the account, or the CLI (a system principal: whoever runs it holds the
+    /// database already).
     async fn managed_department(&self, p: &Principal, user_id: i64) -> Result<cuncun_domain::model::User> {
-        let Principal::User { role: Role::Admin, region, .. } = p else {
-            return Err(Error::Forbidden("only an administrator sets what a department may send".into()));
+        let region = match p {
+            Principal::User { role: Role::Admin, region, .. } => Some(region),
+            Principal::System { .. } => None,
+            _ => return Err(Error::Forbidden("only an administrator sets what a department may send".into())),
         };
         let u = self.store.user(user_id).await?.ok_or_else(|| Error::NotFound(format!("user {user_id}")))?;
-        if !region.contains(&u.region_code) {
+        if region.is_some_and(|r| !r.contains(&u.region_code)) {
             return Err(Error::Forbidden(format!("user {} is outside your region", u.username)));
         }
         if u.role != Role::DepartmentSender {

@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use cuncun_domain::model::*;
 use cuncun_domain::{RegionCode, Role};
-use cuncun_store::UserPatch;
+use cuncun_app::records::UserPatch;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -131,7 +131,7 @@ async fn login(
 }
 
 async fn logout(State(state): State<AppState>, c: Caller) -> Result<StatusCode, AppError> {
-    state.store.revoke_session(&c.session.token_hash, &c.actor()).await?;
+    state.app().logout(&c.principal(&state).await?, &c.session).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,17 +141,13 @@ async fn me(c: Caller) -> Json<Value> {
 
 async fn region(State(state): State<AppState>, c: Caller, Path(code): Path<String>) -> Result<Json<Value>, AppError> {
     let code = code_param(&code)?;
-    c.ensure_scope(&code)?;
-    let r = state.store.region(&code).await?.ok_or_else(|| AppError::NotFound(format!("region {code}")))?;
-    let counts = state.store.region_counts(&code).await?;
+    let (r, counts) = state.app().region(&c.principal(&state).await?, &code).await?;
     Ok(Json(json!({ "region": region_out(&r), "counts": counts })))
 }
 
 async fn children(State(state): State<AppState>, c: Caller, Path(code): Path<String>) -> Result<Json<Value>, AppError> {
     let code = code_param(&code)?;
-    c.ensure_scope(&code)?;
-    state.store.region(&code).await?.ok_or_else(|| AppError::NotFound(format!("region {code}")))?;
-    let kids = state.store.children(&code).await?;
+    let kids = state.app().children(&c.principal(&state).await?, &code).await?;
     let items: Vec<Value> = kids
         .iter()
         .map(|k| {
@@ -171,20 +167,14 @@ struct SearchQ {
 }
 
 async fn search_regions(State(state): State<AppState>, c: Caller, Query(q): Query<SearchQ>) -> Result<Json<Value>, AppError> {
-    let scope = match q.scope.as_deref() {
-        Some(s) => code_param(s)?,
-        None => c.user.region_code.clone(),
-    };
-    c.ensure_scope(&scope)?;
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let found = state.store.search_regions(&scope, &q.q, limit).await?;
+    let scope = q.scope.as_deref().map(code_param).transpose()?;
+    let found = state.app().search_regions(&c.principal(&state).await?, scope.as_ref(), &q.q, q.limit.unwrap_or(50)).await?;
     Ok(Json(json!({ "items": found.iter().map(region_out).collect::<Vec<_>>() })))
 }
 
 async fn hamlets(State(state): State<AppState>, c: Caller, Path(code): Path<String>) -> Result<Json<Value>, AppError> {
     let code = code_param(&code)?;
-    c.ensure_scope(&code)?;
-    let items = state.store.hamlets(&code).await?;
+    let items = state.app().hamlets(&c.principal(&state).await?, &code).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -206,8 +196,7 @@ async fn add_hamlet(
 }
 
 async fn users(State(state): State<AppState>, c: Caller) -> Result<Json<Value>, AppError> {
-    c.ensure_admin()?;
-    let list = state.store.users_in(&c.user.region_code).await?;
+    let list = state.app().users(&c.principal(&state).await?).await?;
     Ok(Json(json!({ "items": list.iter().map(user_out).collect::<Vec<_>>() })))
 }
 
@@ -267,8 +256,7 @@ async fn patch_user(
 
 async fn user_sessions(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
     let id = id_param(&id)?;
-    managed_user(&state, &c, id).await?;
-    let sessions = state.store.sessions_of(id).await?;
+    let sessions = state.app().sessions_of(&c.principal(&state).await?, id).await?;
     let items: Vec<Value> = sessions
         .iter()
         .map(|s| {
@@ -284,8 +272,7 @@ async fn user_sessions(State(state): State<AppState>, c: Caller, Path(id): Path<
 
 async fn revoke_user_sessions(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
     let id = id_param(&id)?;
-    managed_user(&state, &c, id).await?;
-    let n = state.store.revoke_user_sessions(id, &c.actor()).await?;
+    let n = state.app().revoke_user_sessions(&c.principal(&state).await?, id).await?;
     Ok(Json(json!({ "revoked": n })))
 }
 
@@ -296,9 +283,7 @@ struct AuditQ {
 }
 
 async fn audit(State(state): State<AppState>, c: Caller, Query(q): Query<AuditQ>) -> Result<Json<Value>, AppError> {
-    c.ensure_admin()?;
-    let entries = state.store.audit_entries(q.after.unwrap_or(0), q.limit.unwrap_or(100).clamp(1, 1000)).await?;
-    let entries = crate::pages::visible_audit(&c, entries);
+    let entries = state.app().audit_entries(&c.principal(&state).await?, q.after.unwrap_or(0), q.limit.unwrap_or(100)).await?;
     Ok(Json(json!({ "items": entries })))
 }
 

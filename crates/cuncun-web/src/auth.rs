@@ -1,10 +1,5 @@
-//! Passwords (argon2id), session tokens (random, stored only as SHA-256), CSRF tokens and the
-//! login rate limiter.
+//! Cookies, CSRF comparison and the login rate limiter (passwords and tokens: cuncun_app::accounts).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,38 +8,8 @@ pub const SESSION_COOKIE: &str = "cuncun_session";
 pub const LOGIN_CSRF_COOKIE: &str = "cuncun_login_csrf";
 pub const LANG_COOKIE: &str = "cuncun_lang";
 
-pub fn hash_password(password: &str) -> Result<String, String> {
-    if password.chars().count() < 8 {
-        return Err("password must have at least 8 characters".into());
-    }
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash password: {e}"))
-}
-
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
-}
-
-/// A hash to verify against when the user does not exist, so that timing does not reveal it.
-pub fn dummy_hash() -> &'static str {
-    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    H.get_or_init(|| hash_password("not-a-real-password").unwrap_or_default())
-}
-
-pub fn random_token() -> String {
-    let mut b = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
-}
-
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+// Passwords and tokens are the application layer's (the CLI creates users too).
+pub use cuncun_app::accounts::{dummy_hash, hash_password, random_token, token_hash, verify_password};
 
 /// Equal-time comparison for secrets.
 pub fn same(a: &str, b: &str) -> bool {

@@ -278,11 +278,5 @@ pub async fn serve(
 
 /// The service network's jobs: ticket escalation and the repair loop, each once a minute.
 fn start_ticket_jobs(state: &AppState) -> anyhow::Result<()> {
-    use cuncun_app::jobs::{JobName, escalation, repair_loop};
-    let minute = Duration::from_secs(60);
-    let (store, after) = (state.store.clone(), state.opts.escalate_after);
-    state.jobs.spawn(JobName::Escalation, move |ctx| escalation(ctx, store.clone(), after, minute))?;
-    let (store, after) = (state.store.clone(), state.opts.repair_after);
-    state.jobs.spawn(JobName::RepairLoop, move |ctx| repair_loop(ctx, store.clone(), after, minute))?;
-    Ok(())
+    state.app().start_ticket_jobs(&state.jobs, state.opts.escalate_after, state.opts.repair_after)
 }

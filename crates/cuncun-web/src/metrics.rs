@@ -170,7 +170,7 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
 /// 503 otherwise, naming what is wrong. The body (JSON) has every job's state either way.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let mut problems = Vec::new();
-    let database = match state.store.ping().await {
+    let database = match state.app().ping().await {
         Ok(()) => "ok",
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -15,7 +15,7 @@ use cuncun_domain::audit::AuditEntry;
 use cuncun_domain::model::*;
 use cuncun_domain::role::ALL_ROLES;
 use cuncun_domain::{RegionCode, RegionLevel, Role};
-use cuncun_store::{RegionRow, SessionRow, UserPatch};
+use cuncun_app::records::{RegionRow, SessionRow, UserPatch};
 use serde::Deserialize;
 use std::net::SocketAddr;
 
@@ -205,7 +205,7 @@ struct CsrfForm {
 
 async fn logout(State(state): State<AppState>, c: Caller, Form(f): Form<CsrfForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    state.store.revoke_session(&c.session.token_hash, &c.actor()).await?;
+    state.app().logout(&c.principal(&state).await?, &c.session).await?;
     Ok(([(header::SET_COOKIE, cookie_header(&state, SESSION_COOKIE, "", Some(0)))], Redirect::to("/login"))
         .into_response())
 }
@@ -240,14 +240,11 @@ struct HomePage {
 
 async fn home(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
     let code = c.user.region_code.clone();
-    let region = state
-        .store
-        .region(&code)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("region {code} (your region) is not loaded")))?;
-    let counts = state.store.region_counts(&code).await?;
-    let children = state.store.children(&code).await?;
-    render(&HomePage { c: Chrome::of(&c, "/"), region, counts, children })
+    let v = state.app().region_view(&c.principal(&state).await?, &code, "").await.map_err(|e| match e {
+        cuncun_app::Error::NotFound(_) => AppError::NotFound(format!("region {code} (your region) is not loaded")),
+        e => e.into(),
+    })?;
+    render(&HomePage { c: Chrome::of(&c, "/"), region: v.region, counts: v.counts, children: v.children })
 }
 
 fn parse_code(s: &str) -> Result<RegionCode, AppError> {
@@ -280,34 +277,18 @@ async fn region_page(
     Query(sq): Query<SearchQuery>,
 ) -> Result<Response, AppError> {
     let code = parse_code(&code)?;
-    c.ensure_scope(&code)?;
-    let region = state.store.region(&code).await?.ok_or_else(|| AppError::NotFound(format!("region {code}")))?;
-    let mut trail = Vec::new();
-    for a in code.ancestors() {
-        // The trail starts at the user's own region: nothing above it is theirs to open.
-        if c.in_scope(&a) {
-            if let Some(r) = state.store.region(&a).await? {
-                trail.push(r);
-            }
-        }
-    }
-    let counts = state.store.region_counts(&code).await?;
-    let children = state.store.children(&code).await?;
-    let hamlets =
-        if code.level() == RegionLevel::Village { state.store.hamlets(&code).await? } else { Vec::new() };
     let query = sq.q.unwrap_or_default();
-    let found =
-        if query.trim().is_empty() { Vec::new() } else { state.store.search_regions(&code, &query, 50).await? };
+    let v = state.app().region_view(&c.principal(&state).await?, &code, &query).await?;
     render(&RegionPage {
-        can_edit: c.user.role.can_edit_regions(),
+        can_edit: v.can_edit,
         c: Chrome::of(&c, &format!("/regions/{}", code.short())),
-        region,
-        trail,
-        counts,
-        children,
-        hamlets,
+        region: v.region,
+        trail: v.trail,
+        counts: v.counts,
+        children: v.children,
+        hamlets: v.hamlets,
         query,
-        found,
+        found: v.found,
     })
 }
 
@@ -330,7 +311,7 @@ async fn add_hamlet(
     Ok(Redirect::to(&format!("/regions/{}", h.village_code.short())).into_response())
 }
 
-/// Adds a hamlet under a village the caller may edit (shared by page and API).
+/// Adds a hamlet (page and API): parses the village code, runs the command.
 pub async fn add_hamlet_checked(
     state: &AppState,
     c: &Caller,
@@ -339,14 +320,8 @@ pub async fn add_hamlet_checked(
     households: i64,
     population: i64,
 ) -> Result<Hamlet, AppError> {
-    let code = parse_code(code)?;
-    c.ensure_scope(&code)?;
-    if !c.user.role.can_edit_regions() {
-        return Err(AppError::Forbidden("your role may not edit the region tree".into()));
-    }
-    state.store.region(&code).await?.ok_or_else(|| AppError::NotFound(format!("region {code}")))?;
-    let h = NewHamlet { village_code: code, name, households, population };
-    Ok(state.store.add_hamlet(&h, &c.actor()).await?)
+    let h = NewHamlet { village_code: parse_code(code)?, name, households, population };
+    Ok(state.app().add_hamlet(&c.principal(state).await?, h).await?)
 }
 
 // ---- users ----
@@ -361,8 +336,7 @@ struct UsersPage {
 }
 
 async fn users_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    c.ensure_admin()?;
-    let users = state.store.users_in(&c.user.region_code).await?;
+    let users = state.app().users(&c.principal(&state).await?).await?;
     render(&UsersPage { c: Chrome::of(&c, "/users"), users, roles: ALL_ROLES.to_vec(), error: String::new() })
 }
 
@@ -378,7 +352,7 @@ struct NewUserForm {
     phone: String,
 }
 
-/// Validates and creates a user on behalf of an administrator (shared by page and API).
+/// Creates a user (page and API).
 pub async fn create_user_checked(
     state: &AppState,
     c: &Caller,
@@ -389,20 +363,15 @@ pub async fn create_user_checked(
     region_code: &str,
     phone: &str,
 ) -> Result<User, AppError> {
-    c.ensure_admin()?;
-    let role = Role::parse(role).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let region = RegionCode::parse(region_code).map_err(|e| AppError::BadRequest(format!("region_code: {e}")))?;
-    c.ensure_scope(&region)?;
-    let password_hash = auth::hash_password(password).map_err(AppError::BadRequest)?;
-    let u = NewUser {
+    let input = cuncun_app::accounts::NewUserInput {
         username: username.into(),
         display_name: display_name.into(),
-        role,
-        region_code: region,
+        password: password.into(),
+        role: role.into(),
+        region_code: region_code.into(),
         phone: phone.into(),
-        password_hash,
     };
-    Ok(state.store.create_user(&u, &c.actor()).await?)
+    Ok(state.app().create_user(&c.principal(state).await?, &input).await?)
 }
 
 async fn create_user(State(state): State<AppState>, c: Caller, Form(f): Form<NewUserForm>) -> Result<Response, AppError> {
@@ -412,7 +381,7 @@ async fn create_user(State(state): State<AppState>, c: Caller, Form(f): Form<New
     {
         Ok(u) => Ok(Redirect::to(&format!("/users/{}", u.id)).into_response()),
         Err(AppError::BadRequest(m) | AppError::Conflict(m)) => {
-            let users = state.store.users_in(&c.user.region_code).await?;
+            let users = state.app().users(&c.principal(&state).await?).await?;
             let mut res =
                 render(&UsersPage { c: Chrome::of(&c, "/users"), users, roles: ALL_ROLES.to_vec(), error: m })?;
             *res.status_mut() = StatusCode::BAD_REQUEST;
@@ -436,17 +405,15 @@ struct UserPage {
 
 /// Loads a user the caller (an administrator) may manage: inside their region.
 pub async fn managed_user(state: &AppState, c: &Caller, id: i64) -> Result<User, AppError> {
-    c.ensure_admin()?;
-    let u = state.store.user(id).await?.ok_or_else(|| AppError::NotFound(format!("user {id}")))?;
-    c.ensure_scope(&u.region_code)?;
-    Ok(u)
+    Ok(state.app().managed_user(&c.principal(state).await?, id).await?)
 }
 
 async fn user_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
-    let u = managed_user(&state, &c, id).await?;
-    let sessions = state.store.sessions_of(id).await?;
+    let (app, p) = (state.app(), c.principal(&state).await?);
+    let u = app.managed_user(&p, id).await?;
+    let sessions = app.sessions_of(&p, id).await?;
     let grant = if u.role == Role::DepartmentSender {
-        let g = state.app().grant(&c.principal(&state).await?, id).await?;
+        let g = app.grant(&p, id).await?;
         Some((g.event_types.join(","), g.regions.iter().map(|r| r.short()).collect::<Vec<_>>().join(",")))
     } else {
         None
@@ -456,7 +423,7 @@ async fn user_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>
         u,
         roles: ALL_ROLES.to_vec(),
         sessions,
-        now: cuncun_store::now_ms(),
+        now: cuncun_domain::time::now_ms(),
         grant,
     })
 }
@@ -492,14 +459,7 @@ struct EditUserForm {
 
 /// Applies a patch on behalf of an administrator (shared by page and API).
 pub async fn update_user_checked(state: &AppState, c: &Caller, id: i64, patch: UserPatch) -> Result<User, AppError> {
-    managed_user(state, c, id).await?;
-    if let Some(r) = &patch.region_code {
-        c.ensure_scope(r)?;
-    }
-    if id == c.user.id && (patch.disabled == Some(true) || patch.role.is_some_and(|r| r != c.user.role)) {
-        return Err(AppError::BadRequest("you cannot disable yourself or change your own role".into()));
-    }
-    Ok(state.store.update_user(id, &patch, &c.actor()).await?)
+    Ok(state.app().update_user(&c.principal(state).await?, id, &patch).await?)
 }
 
 async fn update_user(
@@ -533,13 +493,7 @@ async fn reset_password(
     Form(f): Form<PasswordForm>,
 ) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    managed_user(&state, &c, id).await?;
-    let hash = auth::hash_password(&f.password).map_err(AppError::BadRequest)?;
-    state.store.set_password(id, &hash, &c.actor()).await?;
-    // A new password ends every existing session of that user.
-    if id != c.user.id {
-        state.store.revoke_user_sessions(id, &c.actor()).await?;
-    }
+    state.app().set_password(&c.principal(&state).await?, id, &f.password).await?;
     Ok(Redirect::to(&format!("/users/{id}")).into_response())
 }
 
@@ -550,8 +504,7 @@ async fn revoke_sessions(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    managed_user(&state, &c, id).await?;
-    state.store.revoke_user_sessions(id, &c.actor()).await?;
+    state.app().revoke_user_sessions(&c.principal(&state).await?, id).await?;
     Ok(Redirect::to(&format!("/users/{id}")).into_response())
 }
 
@@ -565,20 +518,6 @@ struct AuditPage {
 }
 
 async fn audit_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    c.ensure_admin()?;
-    let entries = visible_audit(&c, state.store.audit_recent(500).await?);
+    let entries = state.app().audit_recent(&c.principal(&state).await?, 500).await?;
     render(&AuditPage { c: Chrome::of(&c, "/audit"), entries })
-}
-
-/// The audit log is global; an administrator below province level sees the entries that touch
-/// their region (its code appears in the entry), a province administrator sees everything.
-pub fn visible_audit(c: &Caller, entries: Vec<AuditEntry>) -> Vec<AuditEntry> {
-    if c.user.region_code.level() == RegionLevel::Province {
-        return entries;
-    }
-    let scope = c.user.region_code.short();
-    entries
-        .into_iter()
-        .filter(|e| e.entity_id.starts_with(scope) || e.before.contains(scope) || e.after.contains(scope))
-        .collect()
 }

@@ -2,6 +2,7 @@
 //! language. Extractors reject with [`AppError::Unauthorized`].
 
 use crate::auth::{self, LANG_COOKIE, SESSION_COOKIE};
+use cuncun_app::accounts::LoginFailure;
 use crate::i18n::Lang;
 use crate::{AppError, AppState};
 use axum::extract::FromRequestParts;
@@ -9,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use cuncun_domain::model::User;
 use cuncun_domain::RegionCode;
-use cuncun_store::{Actor, SessionRow};
+use cuncun_app::records::{Actor, SessionRow};
 
 pub fn lang_of(headers: &HeaderMap, query: Option<&str>) -> Lang {
     if let Some(q) = query {
@@ -103,17 +104,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 pub async fn lookup(state: &AppState, token: &str) -> Result<(User, SessionRow), AppError> {
-    let hash = auth::token_hash(token);
-    let session = state
-        .store
-        .live_session(&hash, cuncun_store::now_ms())
-        .await?
-        .ok_or(AppError::Unauthorized)?;
-    let user = state.store.user(session.user_id).await?.ok_or(AppError::Unauthorized)?;
-    if user.disabled {
-        return Err(AppError::Unauthorized);
-    }
-    Ok((user, session))
+    state.app().session(token).await?.ok_or(AppError::Unauthorized)
 }
 
 /// The client address, for rate limiting and the audit log.
@@ -137,44 +128,21 @@ pub async fn login(
             "too many failed logins; wait a few minutes and try again".into(),
         ));
     }
-    let found = state.store.user_credentials(username).await?;
-    let ok = match &found {
-        Some((_, hash)) => auth::verify_password(password, hash),
-        None => {
-            auth::verify_password(password, auth::dummy_hash());
-            false
+    let ttl = state.opts.session_ttl.as_millis() as i64;
+    match state.app().login(username, password, client, kind, ttl).await? {
+        Ok(s) => {
+            state.limiter.succeed(username);
+            state.metrics.login("ok");
+            Ok((s.token, s.csrf, s.user))
         }
-    };
-    let user = match (ok, found) {
-        (true, Some((u, _))) if !u.disabled => u,
-        (true, Some(_)) => {
+        Err(LoginFailure::Disabled) => {
             state.metrics.login("disabled");
-            return Err(AppError::Forbidden("this account is disabled".into()));
+            Err(AppError::Forbidden("this account is disabled".into()))
         }
-        _ => {
+        Err(LoginFailure::WrongCredentials) => {
             state.limiter.fail(username, client);
             state.metrics.login("failed");
-            let after = serde_json::json!({ "username": username, "client": client }).to_string();
-            state.store.audit(&Actor::system(), "login.failed", "user", username, "", &after).await?;
-            return Err(AppError::BadRequest("wrong username or password".into()));
+            Err(AppError::BadRequest("wrong username or password".into()))
         }
-    };
-    state.limiter.succeed(username);
-    let token = auth::random_token();
-    let csrf = auth::random_token();
-    state
-        .store
-        .create_session(&cuncun_store::NewSession {
-            token_hash: auth::token_hash(&token),
-            user_id: user.id,
-            kind: kind.into(),
-            csrf_token: csrf.clone(),
-            expires_at_ms: cuncun_store::now_ms() + state.opts.session_ttl.as_millis() as i64,
-            client: client.into(),
-        })
-        .await?;
-    state.metrics.login("ok");
-    let after = serde_json::json!({ "kind": kind, "client": client }).to_string();
-    state.store.audit(&Actor::user(&user), "login", "user", &user.id.to_string(), "", &after).await?;
-    Ok((token, csrf, user))
+    }
 }

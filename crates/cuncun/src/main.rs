@@ -112,6 +112,19 @@ enum UserCmd {
     },
     /// List users.
     List,
+    /// Set what a department sender may send: event codes or prefixes (e.g. 11B: every
+    /// meteorological event) and regions inside its own. Prints the grant; without --events and
+    /// --regions it only prints it.
+    Grant {
+        #[arg(long)]
+        username: String,
+        /// Comma-separated event codes or prefixes.
+        #[arg(long)]
+        events: Option<String>,
+        /// Comma-separated region codes.
+        #[arg(long)]
+        regions: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -495,6 +508,26 @@ async fn user_cmd(cfg: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                 .with_context(|| format!("no user named {username:?}"))?;
             let n = store.revoke_user_sessions(u.id, &Actor::cli("user revoke")).await?;
             println!("{n} session(s) of {username} ended");
+        }
+        UserCmd::Grant { username, events, regions } => {
+            let (u, _) = store
+                .user_credentials(&username)
+                .await?
+                .with_context(|| format!("no user named {username:?}"))?;
+            let app = cuncun_app::App::new(store.clone(), Default::default());
+            // Whoever runs the CLI holds the database; the audit log names the command.
+            let p = cuncun_app::Principal::System { job: "cli user grant" };
+            let split = |s: &str| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect::<Vec<_>>();
+            let g = match (events, regions) {
+                (None, None) => app.grant(&p, u.id).await?,
+                (e, r) => {
+                    let old = app.grant(&p, u.id).await?;
+                    let e = e.map(|e| split(&e)).unwrap_or(old.event_types);
+                    let r = r.map(|r| split(&r)).unwrap_or_else(|| old.regions.iter().map(|c| c.short().to_string()).collect());
+                    app.set_grant(&p, u.id, &e, &r).await?
+                }
+            };
+            println!("{username} may send event types [{}] in regions [{}]", g.event_types.join(", "), g.regions.iter().map(|c| c.short()).collect::<Vec<_>>().join(", "));
         }
         UserCmd::List => {
             for root in ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65"] {

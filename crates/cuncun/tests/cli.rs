@@ -216,6 +216,18 @@ fn import_add_users_and_verify_the_audit_log() {
     assert!(!o.failed(), "{}", o.show());
     assert!(o.stdout.contains("a1") && !o.stdout.contains("a2") && !o.stdout.contains("a3"), "{}", o.show());
 
+    // What a department may send: set from the CLI, checked by the application layer.
+    let o = cuncun(&dir, &["user", "add", "--username", "qx", "--role", "department_sender", "--region", "140824"], &env);
+    assert!(!o.failed(), "{}", o.show());
+    let o = cuncun(&dir, &["user", "grant", "--username", "qx"], &env);
+    assert!(!o.failed() && o.stdout.contains("event types [] in regions []"), "a new department may send nothing\n{}", o.show());
+    let o = cuncun(&dir, &["user", "grant", "--username", "qx", "--events", "11B,11A01", "--regions", "140824"], &env);
+    assert!(!o.failed() && o.stdout.contains("[11B, 11A01] in regions [140824]"), "{}", o.show());
+    let o = cuncun(&dir, &["user", "grant", "--username", "qx", "--regions", "500236"], &env);
+    assert!(o.failed() && o.stderr.contains("outside the department's region"), "{}", o.show());
+    let o = cuncun(&dir, &["user", "grant", "--username", "a1", "--events", "11B"], &env);
+    assert!(o.failed() && o.stderr.contains("not a department sender"), "{}", o.show());
+
     let o = cuncun(&dir, &["audit", "verify"], &env);
     assert_eq!(o.code, Some(0), "{}", o.show());
     assert!(o.stdout.contains("intact"), "{}", o.show());

@@ -6,6 +6,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+impl crate::App {
+    /// Starts the service network's jobs on `jobs`, each once a minute: escalation of tickets
+    /// `escalate_after` old, and repair tickets for terminals down `repair_after`.
+    pub fn start_ticket_jobs(&self, jobs: &super::Supervisor, escalate_after: Duration, repair_after: Duration) -> anyhow::Result<()> {
+        let minute = Duration::from_secs(60);
+        let store = self.store.clone();
+        jobs.spawn(super::JobName::Escalation, move |ctx| escalation(ctx, store.clone(), escalate_after, minute))?;
+        let store = self.store.clone();
+        jobs.spawn(super::JobName::RepairLoop, move |ctx| repair_loop(ctx, store.clone(), repair_after, minute))?;
+        Ok(())
+    }
+}
+
 /// Every `period` (the platform: a minute), escalates open tickets to the outlet head once they
 /// are `after` old (the deadline is 24 hours; `WebOptions::escalate_after`, 20 hours by default).
 pub async fn escalation(ctx: JobCtx, store: Arc<dyn Store>, after: Duration, period: Duration) -> anyhow::Result<()> {
