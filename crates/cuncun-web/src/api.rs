@@ -483,14 +483,14 @@ async fn eb_audio(State(state): State<AppState>, c: Caller, Path(id): Path<Strin
 
 /// Transmitter sites of a region (default: the caller's), with the region's site and front-end
 /// counts. Same checks as /report/sites.
-async fn report_sites(State(state): State<AppState>, c: Caller, Query(q): Query<crate::report_pages::ReportQuery>) -> Result<Json<Value>, AppError> {
-    let (scope, _) = crate::report_pages::scope_checked(&state, &c, &q).await?;
-    let sites = state.store.transmitter_sites(&scope).await?;
-    let counts = crate::report_pages::site_totals(&state, &scope).await?;
-    Ok(Json(json!({ "region_code": scope.short(), "counts": counts, "items": sites })))
+async fn report_sites(State(state): State<AppState>, c: Caller, Query(q): Query<cuncun_app::reports::ReportQuery>) -> Result<Json<Value>, AppError> {
+    let p = c.principal(&state).await?;
+    let s = state.app().transmitter_sites(&p, &q).await?;
+    Ok(Json(json!({ "region_code": s.region.short(), "counts": s.counts, "items": s.items })))
 }
 
 async fn report_site(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
     let id = id.parse::<i64>().map_err(|_| AppError::BadRequest(format!("path parameter id: {id:?} is not an integer")))?;
-    Ok(Json(json!({ "site": crate::report_pages::site_checked(&state, &c, id).await? })))
+    let p = c.principal(&state).await?;
+    Ok(Json(json!({ "site": state.app().transmitter_site(&p, id).await? })))
 }

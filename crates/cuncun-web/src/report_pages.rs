@@ -8,7 +8,6 @@
 //! checklist are changed by administrators.
 
 use crate::pages::{Chrome, render};
-use crate::service_pages::access;
 use crate::session::Caller;
 use crate::{AppError, AppState};
 use askama::Template;
@@ -17,12 +16,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use cuncun_domain::RegionCode;
-use cuncun_domain::indicators::{self, CheckStatus, Evaluation, Month, NineHaves};
+use cuncun_app::records::report::*;
+use cuncun_app::reports::{CheckInput, DrillRecords, ProblemVillage, ReportQuery, SiteInput};
+use cuncun_domain::indicators::{self, CheckStatus, Evaluation, NineHaves};
 use cuncun_domain::service::{VISITS_PER_YEAR, percent, show_percent};
-use cuncun_domain::time::{self, day_of, day_start, week_of};
-use cuncun_store::report::*;
-use cuncun_store::service::TicketFilter;
+use cuncun_domain::time::{self, day_start};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -162,30 +160,6 @@ impl Chrome {
     }
 }
 
-// ---- scope ----
-
-#[derive(Deserialize, Default)]
-pub struct ReportQuery {
-    #[serde(default)]
-    pub region: String,
-    #[serde(default)]
-    pub month: String,
-}
-
-/// The region (default: the caller's) and month (default: this Beijing month) of a request,
-/// after the role and scope checks.
-pub async fn scope_checked(state: &AppState, c: &Caller, q: &ReportQuery) -> Result<(RegionCode, Month), AppError> {
-    access(state, c).await?;
-    let scope = if q.region.trim().is_empty() {
-        c.user.region_code.clone()
-    } else {
-        RegionCode::parse(&q.region).map_err(|e| AppError::BadRequest(format!("region: {e}")))?
-    };
-    c.ensure_scope(&scope)?;
-    let month = if q.month.trim().is_empty() { Month::of_ms(cuncun_store::now_ms()) } else { Month::parse(&q.month).map_err(|e| AppError::BadRequest(format!("month: {e}")))? };
-    Ok((scope, month))
-}
-
 // ---- SVG charts ----
 
 fn esc(s: &str) -> String {
@@ -291,8 +265,8 @@ struct MonthlyPage {
 const KID_COLUMNS: [&str; 6] = ["online_rate", "closure_24h", "hamlet_coverage", "cable_village", "fibre", "hd"];
 
 async fn monthly_page(State(state): State<AppState>, c: Caller, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
-    let (scope, month) = scope_checked(&state, &c, &q).await?;
-    let r = monthly_report(state.store.as_ref(), &scope, month, cuncun_store::now_ms()).await?;
+    let p = c.principal(&state).await?;
+    let r = state.app().monthly_report(&p, &q).await?;
     let target = r.evaluation("online_rate").map(|e| e.target);
     let chrome = Chrome::of(&c, "/report");
     let mut kid_heads: Vec<&'static str> = KID_COLUMNS.iter().map(|id| indicators::find(id).map(|d| if chrome.lang == crate::i18n::Lang::Zh { d.name_zh } else { d.name_en }).unwrap_or("")).collect();
@@ -311,8 +285,8 @@ async fn monthly_page(State(state): State<AppState>, c: Caller, Query(q): Query<
     render(&MonthlyPage {
         online_svg: line_svg("chart-online", &online_points(&r.daily_online), target),
         tickets_svg: bars_svg("chart-tickets", &week_bars(&r.tickets_per_week)),
-        region: scope.short().to_string(),
-        month: month.label(),
+        region: r.region.code.short().to_string(),
+        month: r.month.label(),
         c: chrome,
         kids,
         kid_heads,
@@ -478,10 +452,10 @@ pub fn report_workbook(r: &MonthlyReport) -> Result<Vec<u8>, AppError> {
 }
 
 async fn monthly_xlsx(State(state): State<AppState>, c: Caller, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
-    let (scope, month) = scope_checked(&state, &c, &q).await?;
-    let r = monthly_report(state.store.as_ref(), &scope, month, cuncun_store::now_ms()).await?;
+    let p = c.principal(&state).await?;
+    let r = state.app().monthly_report(&p, &q).await?;
     let bytes = report_workbook(&r)?;
-    let name = format!("cuncun-report-{}-{}.xlsx", scope.short(), month.label());
+    let name = format!("cuncun-report-{}-{}.xlsx", r.region.code.short(), r.month.label());
     Ok((
         [
             (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
@@ -493,16 +467,6 @@ async fn monthly_xlsx(State(state): State<AppState>, c: Caller, Query(q): Query<
 }
 
 // ---- dashboard ----
-
-/// A village with something to act on.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ProblemVillage {
-    pub code: String,
-    pub name: String,
-    pub online_rate: Option<f64>,
-    pub overdue: i64,
-    pub uncovered_hamlets: i64,
-}
 
 #[derive(Template)]
 #[template(path = "report/dashboard.html")]
@@ -517,74 +481,18 @@ struct DashboardPage {
     evaluations: Vec<Evaluation>,
 }
 
-/// Villages under the online target over the last 7 days, with overdue tickets, or with an
-/// uncovered hamlet of 20+ households; worst first.
-pub async fn problem_villages(state: &AppState, scope: &RegionCode, online_target: f64, now: i64) -> Result<Vec<ProblemVillage>, AppError> {
-    let today = day_of(now);
-    let online = state.store.online_summary(scope, day_start(today - 6), day_start(today + 1), now, 12, false).await?;
-    let mut by: BTreeMap<String, ProblemVillage> = BTreeMap::new();
-    fn slot<'a>(by: &'a mut BTreeMap<String, ProblemVillage>, code: &str) -> &'a mut ProblemVillage {
-        by.entry(code.to_string()).or_insert_with(|| ProblemVillage { code: code.to_string(), name: String::new(), online_rate: None, overdue: 0, uncovered_hamlets: 0 })
-    }
-    for (code, (on, exp)) in &online.by_group {
-        if let Some(rate) = percent(*on, *exp)
-            && rate < online_target
-        {
-            slot(&mut by, code).online_rate = Some(rate);
-        }
-    }
-    let mut f = TicketFilter::scope(scope);
-    f.overdue = true;
-    f.now_ms = now;
-    for t in state.store.tickets(&f, 5000, 0).await? {
-        slot(&mut by, t.village_code.as_str()).overdue += 1;
-    }
-    for h in state.store.hamlet_coverage(scope).await? {
-        if h.households >= indicators::HAMLET_MIN_HOUSEHOLDS && h.terminals == 0 {
-            slot(&mut by, h.village_code.as_str()).uncovered_hamlets += 1;
-        }
-    }
-    let mut v: Vec<ProblemVillage> = by.into_values().collect();
-    v.sort_by(|a, b| {
-        (b.overdue, b.uncovered_hamlets, -(a.online_rate.unwrap_or(100.0) * 100.0) as i64)
-            .cmp(&(a.overdue, a.uncovered_hamlets, -(b.online_rate.unwrap_or(100.0) * 100.0) as i64))
-            .then_with(|| a.code.cmp(&b.code))
-    });
-    v.truncate(200);
-    for p in &mut v {
-        if let Ok(code) = RegionCode::parse(&p.code) {
-            p.name = state.store.region(&code).await?.map(|r| r.name).unwrap_or_default();
-        }
-    }
-    Ok(v)
-}
-
 async fn dashboard_page(State(state): State<AppState>, c: Caller, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
-    let (scope, _) = scope_checked(&state, &c, &q).await?;
-    let now = cuncun_store::now_ms();
-    let region = state.store.region(&scope).await?.ok_or_else(|| AppError::NotFound(format!("region {scope}")))?;
-    let today = day_of(now);
-    let online = state.store.online_summary(&scope, day_start(today - 29), day_start(today + 1), now, 12, false).await?;
-    let first_week = week_of(today) - 11 * 7;
-    let per_day = state.store.tickets_per_day(&scope, day_start(first_week), day_start(today + 1)).await?;
-    let mut weeks: BTreeMap<i64, i64> = (0..12).map(|i| (first_week + 7 * i, 0)).collect();
-    for (d, n) in per_day {
-        *weeks.entry(week_of(d)).or_insert(0) += n;
-    }
-    let month = Month::of_ms(now);
-    let (basis, _, _) = bases(state.store.as_ref(), &scope, month, now).await?;
-    let evaluations = evaluate_all(state.store.as_ref(), &scope, &basis).await?;
-    let online_target = evaluations.iter().find(|e| e.def.id == "online_rate").map(|e| e.target).unwrap_or(90.0);
-    let problems = problem_villages(&state, &scope, online_target, now).await?;
+    let p = c.principal(&state).await?;
+    let d = state.app().dashboard(&p, &q).await?;
     render(&DashboardPage {
         c: Chrome::of(&c, "/report/dashboard"),
-        region: scope.short().to_string(),
-        name: region.name,
-        online_svg: line_svg("chart-online", &online_points(&online.days), Some(online_target)),
-        tickets_svg: bars_svg("chart-tickets", &week_bars(&weeks.into_iter().collect::<Vec<_>>())),
-        online_target,
-        problems,
-        evaluations,
+        region: d.region.code.short().to_string(),
+        name: d.region.name,
+        online_svg: line_svg("chart-online", &online_points(&d.daily_online), Some(d.online_target)),
+        tickets_svg: bars_svg("chart-tickets", &week_bars(&d.tickets_per_week)),
+        online_target: d.online_target,
+        problems: d.problems,
+        evaluations: d.evaluations,
     })
 }
 
@@ -606,10 +514,6 @@ struct DrillPage {
     masked: bool,
 }
 
-const DRILL_LIMIT: usize = 1000;
-/// Special-care households read for the visit drill-down (sorted here, shortest of the plan first).
-const CARE_LIMIT: i64 = 20_000;
-
 /// A required household field's name (docs/INDICATORS.md, data completeness).
 fn field_name(key: &str) -> &'static str {
     match key {
@@ -623,128 +527,78 @@ fn field_name(key: &str) -> &'static str {
 }
 
 async fn drill_page(State(state): State<AppState>, c: Caller, Path(id): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
-    let (scope, month) = scope_checked(&state, &c, &q).await?;
-    let def = indicators::find(&id).ok_or_else(|| AppError::NotFound(format!("indicator {id:?}")))?;
-    let now = cuncun_store::now_ms();
-    let (basis, children, _) = bases(state.store.as_ref(), &scope, month, now).await?;
-    let e = evaluate_all(state.store.as_ref(), &scope, &basis).await?.into_iter().find(|e| e.def.id == def.id).ok_or_else(|| AppError::NotFound(id.clone()))?;
-    let kids = children
+    let p = c.principal(&state).await?;
+    let d = state.app().drill(&p, &id, &q).await?;
+    let def = d.evaluation.def;
+    let kids = d
+        .children
         .iter()
         .map(|k| {
             let (n, d) = k.basis.fraction(def.id).unwrap_or((0, 0));
             (k.code.short().to_string(), k.name.clone(), n, d, show_percent(percent(n, d)))
         })
         .collect();
+    let chrome = Chrome::of(&c, "/report/drill");
     let s = |v: &str| v.to_string();
-    let a = access(&state, &c).await?;
-    let (mut masked, mut truncated_source) = (false, false);
-    let (heads, mut rows): (Vec<String>, Vec<Vec<String>>) = match def.id {
-        "online_rate" => {
-            let o = state.store.online_summary(&scope, month.start_ms(), month.end_ms(), now, 12, true).await?;
-            let mut t = o.terminals;
-            t.sort_by_key(|t| if t.expected_ms > 0 { t.online_ms * 10_000 / t.expected_ms } else { i64::MAX });
-            (
-                vec![s("终端 terminal"), s("编码 code"), s("行政村 village"), s("在线(时) online h"), s("应在线(时) expected h"), s("在线率 rate")],
-                t.into_iter()
-                    .map(|t| vec![t.name, t.ebrid, t.region_code, format!("{:.1}", t.online_ms as f64 / 3.6e6), format!("{:.1}", t.expected_ms as f64 / 3.6e6), show_percent(percent(t.online_ms, t.expected_ms))])
-                    .collect(),
-            )
-        }
-        "hamlet_coverage" => (
-            vec![s("自然村 hamlet"), s("行政村 village"), s("户数 households"), s("终端 terminals"), s("覆盖 covered")],
-            state
-                .store
-                .hamlet_coverage(&scope)
-                .await?
-                .into_iter()
-                .filter(|h| h.households >= indicators::HAMLET_MIN_HOUSEHOLDS)
-                .map(|h| vec![h.name, h.village_code.short().to_string(), h.households.to_string(), h.terminals.to_string(), if h.terminals > 0 { s("是") } else { s("否") }])
+    let yes = |b: bool| if b { s("是") } else { s("否") };
+    let (heads, rows): (Vec<String>, Vec<Vec<String>>) = match d.records {
+        DrillRecords::Online(ts) => (
+            vec![s("终端 terminal"), s("编码 code"), s("行政村 village"), s("在线(时) online h"), s("应在线(时) expected h"), s("在线率 rate")],
+            ts.into_iter()
+                .map(|t| vec![t.name, t.ebrid, t.region_code, format!("{:.1}", t.online_ms as f64 / 3.6e6), format!("{:.1}", t.expected_ms as f64 / 3.6e6), show_percent(percent(t.online_ms, t.expected_ms))])
                 .collect(),
         ),
-        "closure" | "closure_24h" | "complaint" | "satisfaction" => {
-            let mut f = TicketFilter::scope(&scope);
-            f.from_ms = Some(month.start_ms());
-            f.to_ms = Some(month.end_ms());
-            f.now_ms = now;
-            let ts = state.store.tickets(&f, DRILL_LIMIT as i64 + 1, 0).await?;
-            let chrome = Chrome::of(&c, "");
-            (
-                vec![s("工单 ticket"), s("类型 kind"), s("行政村 village"), s("状态 status"), s("受理 requested"), s("办结 resolved"), s("24小时内 within 24 h"), s("评分 rating")],
-                ts.into_iter()
-                    .filter(|t| t.status != cuncun_domain::service::TicketStatus::Cancelled)
-                    .map(|t| {
-                        let within = t.resolved_at_ms.is_some_and(|r| r - t.created_at_ms <= cuncun_domain::service::SLA_MS);
-                        vec![
-                            format!("#{}", t.id),
-                            t.kind.key().to_string(),
-                            t.village_code.short().to_string(),
-                            t.status.key().to_string(),
-                            chrome.time(&t.created_at_ms),
-                            t.resolved_at_ms.map(|r| chrome.time(&r)).unwrap_or_default(),
-                            if within { s("是") } else { s("否") },
-                            t.rating.map(|r| r.to_string()).unwrap_or_default(),
-                        ]
-                    })
-                    .collect(),
-            )
-        }
-        "care_visits" => {
-            // Special-care households with this year's visits, those short of the plan first;
-            // personal data masked as on the service pages, a steward sees their villages only.
-            masked = !a.unmasked;
-            let mut plan: Vec<_> = state.store.visit_plan(&scope, month.year, CARE_LIMIT, 0).await?.into_iter().filter(|p| a.sees_village(&p.household.rec.village_code)).collect();
-            truncated_source = plan.len() as i64 >= CARE_LIMIT;
-            plan.sort_by_key(|p| (p.done.min(VISITS_PER_YEAR), p.household.rec.village_code.clone(), p.household.id));
-            (
-                vec![s("户主 head"), s("电话 phone"), s("行政村 village"), s("自然村 hamlet"), s("地址 address"), s("类别 care"), s("本年走访 visits this year"), s("达到2次 2 done")],
-                plan.into_iter()
-                    .map(|p| {
-                        let h = &p.household.rec;
-                        let care: Vec<&str> = [(h.care_elderly, "留守老人"), (h.care_children, "留守儿童"), (h.care_disabled, "残疾人")].iter().filter(|x| x.0).map(|x| x.1).collect();
-                        vec![
-                            a.name(&h.head_name),
-                            a.phone(&h.phone),
-                            h.village_code.short().to_string(),
-                            h.hamlet.clone().unwrap_or_default(),
-                            h.address.clone(),
-                            care.join("、"),
-                            p.done.to_string(),
-                            if p.done >= VISITS_PER_YEAR { s("是") } else { s("否") },
-                        ]
-                    })
-                    .collect(),
-            )
-        }
-        "data_completeness" => {
-            masked = !a.unmasked;
-            let rows = state.store.incomplete_households(&scope, CARE_LIMIT).await?;
-            truncated_source = rows.len() as i64 >= CARE_LIMIT;
-            (
-                vec![s("户主 head"), s("电话 phone"), s("行政村 village"), s("自然村 hamlet"), s("地址 address"), s("缺少 missing")],
-                rows.into_iter()
-                    .filter(|h| a.sees_village(&h.village_code))
-                    .map(|h| vec![a.name(&h.head_name), a.phone(&h.phone), h.village_code.short().to_string(), h.hamlet, h.address, h.missing.iter().map(|f| field_name(f)).collect::<Vec<_>>().join("、")])
-                    .collect(),
-            )
-        }
-        _ => {
+        DrillRecords::Hamlets(hs) => (
+            vec![s("自然村 hamlet"), s("行政村 village"), s("户数 households"), s("终端 terminals"), s("覆盖 covered")],
+            hs.into_iter().map(|h| vec![h.name, h.village_code.short().to_string(), h.households.to_string(), h.terminals.to_string(), yes(h.terminals > 0)]).collect(),
+        ),
+        DrillRecords::Tickets(ts) => (
+            vec![s("工单 ticket"), s("类型 kind"), s("行政村 village"), s("状态 status"), s("受理 requested"), s("办结 resolved"), s("24小时内 within 24 h"), s("评分 rating")],
+            ts.into_iter()
+                .map(|t| {
+                    let within = t.resolved_at_ms.is_some_and(|r| r - t.created_at_ms <= cuncun_domain::service::SLA_MS);
+                    vec![
+                        format!("#{}", t.id),
+                        t.kind.key().to_string(),
+                        t.village_code.short().to_string(),
+                        t.status.key().to_string(),
+                        chrome.time(&t.created_at_ms),
+                        t.resolved_at_ms.map(|r| chrome.time(&r)).unwrap_or_default(),
+                        yes(within),
+                        t.rating.map(|r| r.to_string()).unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        ),
+        DrillRecords::Visits(plan) => (
+            vec![s("户主 head"), s("电话 phone"), s("行政村 village"), s("自然村 hamlet"), s("地址 address"), s("类别 care"), s("本年走访 visits this year"), s("达到2次 2 done")],
+            plan.into_iter()
+                .map(|p| {
+                    let h = p.household.rec;
+                    let care: Vec<&str> = [(h.care_elderly, "留守老人"), (h.care_children, "留守儿童"), (h.care_disabled, "残疾人")].iter().filter(|x| x.0).map(|x| x.1).collect();
+                    vec![h.head_name, h.phone, h.village_code.short().to_string(), h.hamlet.unwrap_or_default(), h.address, care.join("、"), p.done.to_string(), yes(p.done >= VISITS_PER_YEAR)]
+                })
+                .collect(),
+        ),
+        DrillRecords::Incomplete(rows) => (
+            vec![s("户主 head"), s("电话 phone"), s("行政村 village"), s("自然村 hamlet"), s("地址 address"), s("缺少 missing")],
+            rows.into_iter()
+                .map(|h| vec![h.head_name, h.phone, h.village_code.short().to_string(), h.hamlet, h.address, h.missing.iter().map(|f| field_name(f)).collect::<Vec<_>>().join("、")])
+                .collect(),
+        ),
+        DrillRecords::Villages(vs) => (
             // Coverage indicators: per village, the numerator and denominator.
-            let vs = state.store.village_coverage(&scope).await?;
-            (
-                vec![s("行政村 village"), s("代码 code"), s("分子 numerator"), s("分母 denominator"), s("比例 rate")],
-                vs.into_iter()
-                    .map(|v| {
-                        let b = indicators::Basis { coverage: v.counts, ..Default::default() };
-                        let (n, d) = b.fraction(def.id).unwrap_or((0, 0));
-                        vec![v.name, v.code.short().to_string(), n.to_string(), d.to_string(), show_percent(percent(n, d))]
-                    })
-                    .collect(),
-            )
-        }
+            vec![s("行政村 village"), s("代码 code"), s("分子 numerator"), s("分母 denominator"), s("比例 rate")],
+            vs.into_iter()
+                .map(|v| {
+                    let b = indicators::Basis { coverage: v.counts, ..Default::default() };
+                    let (n, d) = b.fraction(def.id).unwrap_or((0, 0));
+                    vec![v.name, v.code.short().to_string(), n.to_string(), d.to_string(), show_percent(percent(n, d))]
+                })
+                .collect(),
+        ),
     };
-    let truncated = truncated_source || rows.len() > DRILL_LIMIT;
-    rows.truncate(DRILL_LIMIT);
-    render(&DrillPage { c: Chrome::of(&c, "/report/drill"), region: scope.short().to_string(), month: month.label(), e, kids, heads, rows, truncated, masked })
+    render(&DrillPage { c: chrome, region: d.region.short().to_string(), month: d.month.label(), e: d.evaluation, kids, heads, rows, truncated: d.truncated, masked: d.masked })
 }
 
 // ---- targets ----
@@ -767,10 +621,9 @@ impl TargetsPage {
 }
 
 async fn targets_page(State(state): State<AppState>, c: Caller, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
-    let (scope, _) = scope_checked(&state, &c, &q).await?;
-    let evaluations = evaluate_all(state.store.as_ref(), &scope, &indicators::Basis::default()).await?;
-    let own = state.store.targets_for(&scope).await?.into_iter().filter(|t| t.region_code == scope).map(|t| (t.indicator, t.target)).collect();
-    render(&TargetsPage { can_edit: c.user.role.can_manage_users(), c: Chrome::of(&c, "/report/targets"), region: scope.short().to_string(), evaluations, own })
+    let p = c.principal(&state).await?;
+    let t = state.app().targets(&p, &q).await?;
+    render(&TargetsPage { can_edit: t.can_edit, c: Chrome::of(&c, "/report/targets"), region: t.region.short().to_string(), evaluations: t.evaluations, own: t.own })
 }
 
 #[derive(Deserialize)]
@@ -783,22 +636,10 @@ pub struct TargetForm {
     pub target: String,
 }
 
-/// Sets or clears a region's target (administrators, within their region).
-pub async fn set_target_checked(state: &AppState, c: &Caller, region: &str, indicator: &str, target: &str) -> Result<RegionCode, AppError> {
-    c.ensure_admin()?;
-    let scope = RegionCode::parse(region).map_err(|e| AppError::BadRequest(format!("region: {e}")))?;
-    c.ensure_scope(&scope)?;
-    let value = match target.trim() {
-        "" => None,
-        t => Some(t.trim_end_matches('%').parse::<f64>().map_err(|_| AppError::BadRequest(format!("target: {t:?} is not a number")))?),
-    };
-    state.store.set_target(&scope, indicator, value, &c.actor()).await?;
-    Ok(scope)
-}
-
 async fn targets_post(State(state): State<AppState>, c: Caller, Form(f): Form<TargetForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    let scope = set_target_checked(&state, &c, &f.region, &f.indicator, &f.target).await?;
+    let p = c.principal(&state).await?;
+    let scope = state.app().set_target(&p, &f.region, &f.indicator, &f.target).await?;
     Ok(Redirect::to(&format!("/report/targets?region={}", scope.short())).into_response())
 }
 
@@ -816,21 +657,20 @@ struct ChecklistPage {
 }
 
 async fn checklist_page(State(state): State<AppState>, c: Caller, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
-    let (scope, _) = scope_checked(&state, &c, &q).await?;
-    let name = state.store.region(&scope).await?.map(|r| r.name).unwrap_or_default();
-    let items = state.store.county_checklist(&scope).await?;
+    let p = c.principal(&state).await?;
+    let l = state.app().checklist(&p, &q).await?;
     render(&ChecklistPage {
-        can_edit: c.user.role.can_manage_users(),
+        can_edit: l.can_edit,
         c: Chrome::of(&c, "/report/checklist"),
-        region: scope.short().to_string(),
-        name,
-        items,
+        region: l.region.short().to_string(),
+        name: l.name,
+        items: l.items,
         statuses: CheckStatus::ALL.to_vec(),
     })
 }
 
 async fn checklist_post(State(state): State<AppState>, c: Caller, mut mp: axum::extract::Multipart) -> Result<Response, AppError> {
-    let (mut csrf, mut region, mut item, mut status, mut evidence) = (String::new(), String::new(), String::new(), String::new(), String::new());
+    let (mut csrf, mut input) = (String::new(), CheckInput::default());
     let mut file: Option<EvidenceFile> = None;
     while let Some(field) = mp.next_field().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))? {
         let name = field.name().unwrap_or("").to_string();
@@ -850,29 +690,24 @@ async fn checklist_post(State(state): State<AppState>, c: Caller, mut mp: axum::
                 let v = field.text().await.map_err(|e| AppError::BadRequest(format!("{name}: {e}")))?;
                 match name.as_str() {
                     "csrf" => csrf = v,
-                    "region" => region = v,
-                    "item" => item = v,
-                    "status" => status = v,
-                    "evidence" => evidence = v,
+                    "region" => input.region = v,
+                    "item" => input.item = v,
+                    "status" => input.status = v,
+                    "evidence" => input.evidence = v,
                     _ => {}
                 }
             }
         }
     }
     c.check_csrf(&csrf)?;
-    c.ensure_admin()?;
-    let scope = RegionCode::parse(&region).map_err(|e| AppError::BadRequest(format!("region: {e}")))?;
-    c.ensure_scope(&scope)?;
-    let item = NineHaves::parse(&item).ok_or_else(|| AppError::BadRequest(format!("item: {item:?} is not one of the nine haves")))?;
-    let status = CheckStatus::parse(&status).ok_or_else(|| AppError::BadRequest(format!("status: {status:?} must be missing, partial or done")))?;
-    state.store.set_county_check(&scope, item, status, &evidence, file.as_ref(), &c.actor()).await?;
+    let p = c.principal(&state).await?;
+    let scope = state.app().set_county_check(&p, &input, file).await?;
     Ok(Redirect::to(&format!("/report/checklist?region={}", scope.short())).into_response())
 }
 
 async fn checklist_file(State(state): State<AppState>, c: Caller, Path(item): Path<String>, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
-    let (scope, _) = scope_checked(&state, &c, &q).await?;
-    let item = NineHaves::parse(&item).ok_or_else(|| AppError::NotFound(format!("checklist item {item:?}")))?;
-    let f = state.store.county_check_file(&scope, item).await?.ok_or_else(|| AppError::NotFound(format!("no file for {} of {scope}", item.key())))?;
+    let p = c.principal(&state).await?;
+    let f = state.app().county_check_file(&p, &q, &item).await?;
     let safe: String = f.name.chars().filter(|ch| !ch.is_control() && *ch != '"' && *ch != '\\').collect();
     Ok((
         [
@@ -886,16 +721,6 @@ async fn checklist_file(State(state): State<AppState>, c: Caller, Path(item): Pa
 
 // ---- transmitter sites ----
 
-/// Who may register and edit transmitter sites and assign terminals to hamlets: those who keep
-/// the registry (administrators and broadcasters), within their region.
-fn ensure_registry_editor(c: &Caller) -> Result<(), AppError> {
-    if c.user.role.can_edit_regions() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden("only administrators and broadcasters keep the site registry".into()))
-    }
-}
-
 #[derive(Template)]
 #[template(path = "report/sites.html")]
 struct SitesPage {
@@ -903,7 +728,7 @@ struct SitesPage {
     region: String,
     sites: Vec<TransmitterSite>,
     counts: SiteCounts,
-    /// Coverage per village with its sites (at most [`DRILL_LIMIT`] villages).
+    /// Coverage per village with its sites (at most `cuncun_app::reports::DRILL_LIMIT` villages).
     villages: Vec<VillageCoverage>,
     villages_truncated: bool,
     kinds: Vec<TransmitterKind>,
@@ -930,30 +755,18 @@ impl SitesPage {
     }
 }
 
-/// The site and front-end counts of a whole region.
-pub async fn site_totals(state: &AppState, scope: &RegionCode) -> Result<SiteCounts, AppError> {
-    Ok(state.store.sites_grouped(scope, scope.level().digits()).await?.into_values().fold(SiteCounts::default(), |mut a, x| {
-        a.add(&x);
-        a
-    }))
-}
-
 async fn sites_page(State(state): State<AppState>, c: Caller, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
-    let (scope, _) = scope_checked(&state, &c, &q).await?;
-    let sites = state.store.transmitter_sites(&scope).await?;
-    let counts = site_totals(&state, &scope).await?;
-    // Per village only up to a county (a city has thousands of villages: open a county).
-    let mut villages = if scope.level() >= cuncun_domain::RegionLevel::County { state.store.village_coverage(&scope).await? } else { Vec::new() };
-    let villages_truncated = villages.len() > DRILL_LIMIT;
-    villages.truncate(DRILL_LIMIT);
+    let p = c.principal(&state).await?;
+    let s = state.app().transmitter_sites(&p, &q).await?;
+    let (villages, villages_truncated) = state.app().village_coverage(&p, &q).await?;
     render(&SitesPage {
         villages,
         villages_truncated,
-        can_edit: c.user.role.can_edit_regions(),
+        can_edit: s.can_edit,
         c: Chrome::of(&c, "/report/sites"),
-        region: scope.short().to_string(),
-        sites,
-        counts,
+        region: s.region.short().to_string(),
+        sites: s.items,
+        counts: s.counts,
         kinds: TransmitterKind::ALL.to_vec(),
     })
 }
@@ -962,83 +775,15 @@ async fn sites_page(State(state): State<AppState>, c: Caller, Query(q): Query<Re
 pub struct SiteForm {
     #[serde(default)]
     pub csrf: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub village_code: String,
-    #[serde(default)]
-    pub hamlet: String,
-    #[serde(default)]
-    pub lon: String,
-    #[serde(default)]
-    pub lat: String,
-    #[serde(default)]
-    pub frequencies: String,
-    #[serde(default)]
-    pub power_w: String,
-    /// Present ("1") when the box is ticked.
-    #[serde(default)]
-    pub in_service: String,
-}
-
-fn number(field: &str, v: &str) -> Result<Option<f64>, AppError> {
-    match v.trim() {
-        "" => Ok(None),
-        t => t.parse::<f64>().map(Some).map_err(|_| AppError::BadRequest(format!("{field}: {t:?} is not a number"))),
-    }
-}
-
-/// The form as a site, after the role and scope checks; the hamlet is given by name (or id)
-/// among the village's hamlets.
-async fn site_of_form(state: &AppState, c: &Caller, f: &SiteForm) -> Result<NewTransmitterSite, AppError> {
-    c.check_csrf(&f.csrf)?;
-    access(state, c).await?;
-    ensure_registry_editor(c)?;
-    let village_code = RegionCode::parse(f.village_code.trim()).map_err(|e| AppError::BadRequest(format!("village_code: {e}")))?;
-    c.ensure_scope(&village_code)?;
-    if village_code.level() != cuncun_domain::RegionLevel::Village {
-        return Err(AppError::BadRequest(format!("village_code: {} is not an administrative village (12 digits, level 5)", village_code.short())));
-    }
-    let kind = TransmitterKind::parse(&f.kind).ok_or_else(|| AppError::BadRequest(format!("kind: {:?} must be one of tv, fm, dtmb, mw, relay", f.kind)))?;
-    let hamlet_id = match f.hamlet.trim() {
-        "" => None,
-        h => {
-            let hs = state.store.hamlets(&village_code).await?;
-            Some(
-                hs.iter()
-                    .find(|x| x.name == h || x.id.to_string() == h)
-                    .map(|x| x.id)
-                    .ok_or_else(|| AppError::BadRequest(format!("hamlet: village {} has no hamlet {h:?}", village_code.short())))?,
-            )
-        }
-    };
-    Ok(NewTransmitterSite {
-        name: f.name.trim().to_string(),
-        kind,
-        village_code,
-        hamlet_id,
-        lon: number("lon", &f.lon)?,
-        lat: number("lat", &f.lat)?,
-        frequencies: f.frequencies.trim().to_string(),
-        power_w: number("power_w", &f.power_w)?,
-        in_service: !f.in_service.is_empty(),
-    })
+    #[serde(flatten)]
+    pub site: SiteInput,
 }
 
 async fn sites_add(State(state): State<AppState>, c: Caller, Form(f): Form<SiteForm>) -> Result<Response, AppError> {
-    let site = site_of_form(&state, &c, &f).await?;
-    let saved = state.store.add_transmitter_site(&site, &c.actor()).await?;
+    c.check_csrf(&f.csrf)?;
+    let p = c.principal(&state).await?;
+    let saved = state.app().add_transmitter_site(&p, &f.site).await?;
     Ok(Redirect::to(&format!("/report/sites?region={}", saved.site.village_code.short())).into_response())
-}
-
-/// A site the caller may see (its village in the caller's region).
-pub async fn site_checked(state: &AppState, c: &Caller, id: i64) -> Result<TransmitterSite, AppError> {
-    access(state, c).await?;
-    let site = state.store.transmitter_site(id).await?.ok_or_else(|| AppError::NotFound(format!("transmitter site {id}")))?;
-    c.ensure_scope(&site.site.village_code)?;
-    Ok(site)
 }
 
 #[derive(Template)]
@@ -1059,22 +804,22 @@ impl SiteEditPage {
 }
 
 async fn site_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
-    let s = site_checked(&state, &c, id).await?;
-    let hamlets = state.store.hamlets(&s.site.village_code).await?;
+    let p = c.principal(&state).await?;
+    let d = state.app().transmitter_site_detail(&p, id).await?;
     render(&SiteEditPage {
-        can_edit: c.user.role.can_edit_regions(),
+        can_edit: d.can_edit,
         c: Chrome::of(&c, "/report/sites"),
-        region: s.site.village_code.short().to_string(),
-        s,
-        hamlets,
+        region: d.site.site.village_code.short().to_string(),
+        s: d.site,
+        hamlets: d.hamlets,
         kinds: TransmitterKind::ALL.to_vec(),
     })
 }
 
 async fn site_update(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<SiteForm>) -> Result<Response, AppError> {
-    site_checked(&state, &c, id).await?;
-    let site = site_of_form(&state, &c, &f).await?;
-    let saved = state.store.update_transmitter_site(id, &site, &c.actor()).await?;
+    c.check_csrf(&f.csrf)?;
+    let p = c.principal(&state).await?;
+    let saved = state.app().update_transmitter_site(&p, id, &f.site).await?;
     Ok(Redirect::to(&format!("/report/sites?region={}", saved.site.village_code.short())).into_response())
 }
 
@@ -1094,31 +839,23 @@ struct HamletsPage {
 }
 
 async fn hamlets_page(State(state): State<AppState>, c: Caller, Query(q): Query<ReportQuery>) -> Result<Response, AppError> {
-    let (scope, _) = scope_checked(&state, &c, &q).await?;
-    let is_village = scope.level() == cuncun_domain::RegionLevel::Village;
-    let mut hamlets = state.store.hamlet_coverage(&scope).await?;
-    hamlets.truncate(DRILL_LIMIT);
+    let p = c.principal(&state).await?;
+    let h = state.app().hamlet_coverage(&p, &q).await?;
     let chrome = Chrome::of(&c, "/report/hamlets");
-    let terminals = if is_village {
-        state
-            .store
-            .terminal_hamlets(&scope, DRILL_LIMIT as i64)
-            .await?
-            .into_iter()
-            .map(|t| {
-                let kind = cuncun_domain::eb::ResourceKind::parse(&t.kind).map(|k| if chrome.lang == crate::i18n::Lang::Zh { k.name_zh() } else { k.name_en() }).unwrap_or("");
-                (t, kind)
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let terminals = h
+        .terminals
+        .into_iter()
+        .map(|t| {
+            let kind = cuncun_domain::eb::ResourceKind::parse(&t.kind).map(|k| if chrome.lang == crate::i18n::Lang::Zh { k.name_zh() } else { k.name_en() }).unwrap_or("");
+            (t, kind)
+        })
+        .collect();
     render(&HamletsPage {
-        can_edit: c.user.role.can_edit_regions(),
+        can_edit: h.can_edit,
         c: chrome,
-        region: scope.short().to_string(),
-        is_village,
-        hamlets,
+        region: h.region.short().to_string(),
+        is_village: h.is_village,
+        hamlets: h.hamlets,
         terminals,
         min_households: indicators::HAMLET_MIN_HOUSEHOLDS,
     })
@@ -1136,14 +873,7 @@ pub struct AssignForm {
 
 async fn hamlet_assign(State(state): State<AppState>, c: Caller, Form(f): Form<AssignForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    access(&state, &c).await?;
-    ensure_registry_editor(&c)?;
-    let r = state.store.resource(f.resource_id).await?.ok_or_else(|| AppError::NotFound(format!("terminal {}", f.resource_id)))?;
-    c.ensure_scope(&r.region_code)?;
-    let hamlet = match f.hamlet_id.trim() {
-        "" => None,
-        h => Some(h.parse::<i64>().map_err(|_| AppError::BadRequest(format!("hamlet_id: {h:?} is not a hamlet id")))?),
-    };
-    state.store.set_terminal_hamlet(r.id, hamlet, &c.actor()).await?;
-    Ok(Redirect::to(&format!("/report/hamlets?region={}", r.region_code.short())).into_response())
+    let p = c.principal(&state).await?;
+    let region = state.app().assign_terminal_hamlet(&p, f.resource_id, &f.hamlet_id).await?;
+    Ok(Redirect::to(&format!("/report/hamlets?region={}", region.short())).into_response())
 }
