@@ -390,9 +390,9 @@ impl ReportStore for SqlStore {
             }
         }
         let deliveries = sqlx::query(&format!(
-            "SELECT m.priority, COUNT(*), {received}, {played} FROM eb_delivery d JOIN eb_message m ON m.id = d.message_id \
+            "SELECT m.priority, m.drill, COUNT(*), {received}, {played} FROM eb_delivery d JOIN eb_message m ON m.id = d.message_id \
              JOIN eb_resource r ON r.id = d.resource_id WHERE r.region_code BETWEEN $1 AND $2 \
-             AND m.approved_at_ms >= $3 AND m.approved_at_ms < $4 GROUP BY m.priority ORDER BY m.priority",
+             AND m.approved_at_ms >= $3 AND m.approved_at_ms < $4 GROUP BY m.priority, m.drill ORDER BY m.priority, m.drill",
             received = when("d.stage BETWEEN 1 AND 3"),
             played = when("d.stage BETWEEN 2 AND 3"),
         ))
@@ -406,7 +406,7 @@ impl ReportStore for SqlStore {
             messages: by.into_iter().map(|((p, d), n)| (p, d, n)).collect(),
             deliveries: deliveries
                 .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+                .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? != 0, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
                 .collect::<Result<_>>()?,
         })
     }

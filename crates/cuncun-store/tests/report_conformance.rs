@@ -181,15 +181,15 @@ async fn approved_message(s: &SqlStore, owner: &str, areas: &[&str], priority: &
 }
 
 /// Per priority, the sums of two regions' terminal deliveries.
-fn sum_deliveries(a: &BroadcastCounts, b: &BroadcastCounts) -> Vec<(String, i64, i64, i64)> {
-    let mut by: std::collections::BTreeMap<String, (i64, i64, i64)> = Default::default();
-    for (p, t, r, pl) in a.deliveries.iter().chain(&b.deliveries) {
-        let e = by.entry(p.clone()).or_default();
+fn sum_deliveries(a: &BroadcastCounts, b: &BroadcastCounts) -> Vec<(String, bool, i64, i64, i64)> {
+    let mut by: std::collections::BTreeMap<(String, bool), (i64, i64, i64)> = Default::default();
+    for (p, d, t, r, pl) in a.deliveries.iter().chain(&b.deliveries) {
+        let e = by.entry((p.clone(), *d)).or_default();
         e.0 += t;
         e.1 += r;
         e.2 += pl;
     }
-    by.into_iter().map(|(p, (t, r, pl))| (p, t, r, pl)).collect()
+    by.into_iter().map(|((p, d), (t, r, pl))| (p, d, t, r, pl)).collect()
 }
 
 fn site(village: &str, name: &str, kind: TransmitterKind) -> NewTransmitterSite {
@@ -375,6 +375,9 @@ async fn monthly_report_baoshan_and_city_equals_sum_of_counties() {
         s.apply_receipts(&[ReceiptIn { ebrid: f.a_loud.clone(), ebmid: both.ebmid.clone(), stage: Stage::Started, ts: 1, reason: None }]).await.unwrap();
         approved_message(s, A, &[A1], "routine", june().start_ms() + 5 * DAY).await;
         approved_message(s, CITY, &[CITY], "emergency", june().start_ms() - DAY).await;
+        // A drill for A1: counted apart from real warnings, in messages and in deliveries.
+        let drill = approved_message(s, A, &[A1], "emergency", june().start_ms() + 6 * DAY).await;
+        sqlx::query("UPDATE eb_message SET drill = 1 WHERE id = $1").bind(drill.id).execute(s.pool()).await.unwrap();
         s.add_transmitter_site(&site(A1, "干坝子调频转播台", TransmitterKind::Relay), &op()).await.unwrap();
         s.add_transmitter_site(&NewTransmitterSite { in_service: false, ..site(A2, "混撒拉电视差转台", TransmitterKind::Tv) }, &op()).await.unwrap();
         s.add_transmitter_site(&site(B1, "昔格达地面数字电视发射台", TransmitterKind::Dtmb), &op()).await.unwrap();
@@ -400,8 +403,11 @@ async fn monthly_report_baoshan_and_city_equals_sum_of_counties() {
         assert_eq!((city.sites.transmitters, city.sites.transmitters_in_service), (3, 2));
         // Terminal deliveries and plays are additive; messages are counted where they were aimed.
         assert_eq!(city.broadcasts.deliveries, sum_deliveries(&a.broadcasts, &b.broadcasts));
-        assert_eq!(a.broadcasts.deliveries, vec![("emergency".to_string(), 4, 1, 1), ("routine".to_string(), 3, 0, 0)]);
-        assert_eq!(b.broadcasts.deliveries, vec![("emergency".to_string(), 2, 0, 0)]);
+        let row = |p: &str, d, t, r, pl| (p.to_string(), d, t, r, pl);
+        assert_eq!(a.broadcasts.deliveries, vec![row("emergency", false, 4, 1, 1), row("emergency", true, 3, 0, 0), row("routine", false, 3, 0, 0)]);
+        assert_eq!(b.broadcasts.deliveries, vec![row("emergency", false, 2, 0, 0)]);
+        assert!(a.broadcasts.messages.contains(&("emergency".to_string(), true, 1)), "{:?}", a.broadcasts.messages);
+        assert!(!b.broadcasts.messages.iter().any(|m| m.1), "the drill was for A only");
         assert_eq!(city.children.len(), 2);
         assert_eq!(city.children[0].basis, a.basis);
         assert_eq!(city.children[1].basis, b.basis);
@@ -536,7 +542,7 @@ async fn a_message_for_two_counties_counts_once_in_the_city_and_once_in_each() {
         assert_eq!(msgs(&v), vec![e(1), r(1)]);
         assert_eq!(msgs(&monthly_report(s, &rc("51"), june(), now).await.unwrap()), vec![e(1), r(1)]);
         // Deliveries: A's 4 and B's 2 terminals for the warning; the township's 4 for the routine item.
-        assert_eq!(city.broadcasts.deliveries, vec![("emergency".to_string(), 6, 0, 0), ("routine".to_string(), 4, 0, 0)]);
+        assert_eq!(city.broadcasts.deliveries, vec![("emergency".to_string(), false, 6, 0, 0), ("routine".to_string(), false, 4, 0, 0)]);
         assert_eq!(city.broadcasts.deliveries, sum_deliveries(&a.broadcasts, &b.broadcasts));
     }
 }

@@ -260,6 +260,8 @@ struct MonthlyPage {
     modes: Vec<(&'static str, i64)>,
     /// (priority, "✓" for drills, messages).
     msgs: Vec<(String, &'static str, i64)>,
+    /// (priority, drill mark, delivered, received, played).
+    deliveries: Vec<(String, &'static str, i64, i64, i64)>,
 }
 
 const KID_COLUMNS: [&str; 6] = ["online_rate", "closure_24h", "hamlet_coverage", "cable_village", "fibre", "hd"];
@@ -292,6 +294,7 @@ async fn monthly_page(State(state): State<AppState>, c: Caller, Query(q): Query<
         kid_heads,
         modes,
         msgs: r.broadcasts.messages.iter().map(|(p, d, n)| (p.clone(), if *d { "✓" } else { "" }, *n)).collect(),
+        deliveries: r.broadcasts.deliveries.iter().map(|(p, d, t, rcv, pl)| (p.clone(), if *d { "✓" } else { "" }, *t, *rcv, *pl)).collect(),
         r,
     })
 }
@@ -439,8 +442,9 @@ pub fn report_workbook(r: &MonthlyReport) -> Result<Vec<u8>, AppError> {
             ws.write_number(row, 2, *n as f64).map_err(xerr)?;
             row += 1;
         }
-        for (p, targeted, received, played) in &r.broadcasts.deliveries {
+        for (p, drill, targeted, received, played) in &r.broadcasts.deliveries {
             ws.write_string(row, 0, p).map_err(xerr)?;
+            ws.write_string(row, 1, if *drill { "是" } else { "否" }).map_err(xerr)?;
             ws.write_number(row, 3, *targeted as f64).map_err(xerr)?;
             ws.write_number(row, 4, *received as f64).map_err(xerr)?;
             ws.write_number(row, 5, *played as f64).map_err(xerr)?;

@@ -100,9 +100,10 @@ pub struct BroadcastCounts {
     /// inside it or containing it, or a named terminal in it). NOT additive: a message for two
     /// counties counts once in each county and once in their city.
     pub messages: Vec<(String, bool, i64)>,
-    /// (priority, terminal deliveries, received, played): one per (message, terminal in the
-    /// region). Additive: a city's are the sums of its counties'.
-    pub deliveries: Vec<(String, i64, i64, i64)>,
+    /// (priority, drill, terminal deliveries, received, played): one per (message, terminal in
+    /// the region); drills apart from real broadcasts. Additive: a city's are the sums of its
+    /// counties'.
+    pub deliveries: Vec<(String, bool, i64, i64, i64)>,
 }
 
 /// Kinds of transmitter site (发射台/转播台).
