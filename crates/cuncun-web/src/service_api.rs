@@ -1,15 +1,16 @@
 //! The service network's JSON API (nested under /api/v1): tickets with filters, intake, actions,
-//! indicators, households. Same checks as the pages (`service_pages::*_checked`); personal data
-//! is masked for roles that do not need it.
+//! indicators, households. The same commands as the pages (`cuncun_app::service`), which check
+//! role and scope and mask personal data for roles that do not need it.
 
 use crate::api::ApiJson;
-use crate::service_pages::{self as sp, ListQuery, PeriodQuery};
+use crate::service_pages as sp;
 use crate::session::Caller;
 use crate::{AppError, AppState};
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cuncun_store::service::*;
+use cuncun_app::records::service::*;
+use cuncun_app::service::{IntakeInput, PeriodQuery, TicketQuery, TicketRow, ticket_action};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -28,56 +29,41 @@ fn id_param(s: &str) -> Result<i64, AppError> {
     s.parse::<i64>().map_err(|_| AppError::BadRequest(format!("path parameter id: {s:?} is not an integer")))
 }
 
-fn ticket_json(t: &Ticket, a: &sp::Access, now: i64, esc: i64) -> Value {
-    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
-    v["reporter_name"] = json!(a.name(&t.reporter_name));
-    v["reporter_phone"] = json!(a.phone(&t.reporter_phone));
-    v["sla"] = serde_json::to_value(t.sla(now, esc)).unwrap_or(Value::Null);
+/// A ticket (already masked by the command) with its clock.
+fn ticket_json(state: &AppState, r: &TicketRow) -> Value {
+    let mut v = serde_json::to_value(&r.ticket).unwrap_or(Value::Null);
+    v["sla"] = serde_json::to_value(r.ticket.sla(cuncun_domain::time::now_ms(), sp::escalate_after(state))).unwrap_or(Value::Null);
     v
 }
 
 #[derive(Deserialize, Default)]
 struct TicketsQ {
     #[serde(flatten)]
-    q: ListQuery,
+    q: TicketQuery,
     limit: Option<i64>,
     offset: Option<i64>,
 }
 
 async fn tickets(State(state): State<AppState>, c: Caller, Query(q): Query<TicketsQ>) -> Result<Json<Value>, AppError> {
-    let a = sp::access(&state, &c).await?;
-    let f = sp::filter_checked(&state, &c, &a, &q.q).await?;
-    let rows = state.store.tickets(&f, q.limit.unwrap_or(50).clamp(1, 1000), q.offset.unwrap_or(0).max(0)).await?;
-    let (now, esc) = (cuncun_store::now_ms(), state.opts.escalate_after.as_millis() as i64);
-    Ok(Json(json!({ "items": rows.iter().map(|t| ticket_json(t, &a, now, esc)).collect::<Vec<_>>() })))
+    let p = c.principal(&state).await?;
+    let list = state.app().tickets(&p, &q.q, q.limit.unwrap_or(50).clamp(1, 1000), q.offset.unwrap_or(0).max(0)).await?;
+    Ok(Json(json!({ "items": list.rows.iter().map(|r| ticket_json(&state, r)).collect::<Vec<_>>() })))
 }
 
 async fn ticket(State(state): State<AppState>, c: Caller, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
-    let a = sp::access(&state, &c).await?;
-    let t = sp::ticket_checked(&state, &c, &a, id_param(&id)?).await?;
-    let events = state.store.ticket_events(t.id).await?;
-    let photos = state.store.ticket_photo_ids(t.id).await?;
-    let (now, esc) = (cuncun_store::now_ms(), state.opts.escalate_after.as_millis() as i64);
-    Ok(Json(json!({ "ticket": ticket_json(&t, &a, now, esc), "events": events, "photos": photos })))
+    let d = state.app().ticket(&c.principal(&state).await?, id_param(&id)?).await?;
+    Ok(Json(json!({ "ticket": ticket_json(&state, &d.row), "events": d.events, "photos": d.photos })))
 }
 
 #[derive(Deserialize)]
 struct CreateBody {
     #[serde(flatten)]
-    f: sp::IntakeFields,
+    f: IntakeInput,
     household_id: Option<i64>,
 }
 
 async fn create(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJson<CreateBody>) -> Result<(axum::http::StatusCode, Json<Value>), AppError> {
-    let mut t = b.f.to_new_ticket()?;
-    t.household_id = b.household_id;
-    if let Some(h) = t.household_id {
-        let hh = state.store.household(h).await?.ok_or_else(|| AppError::BadRequest(format!("household_id: household {h} does not exist")))?;
-        if hh.rec.village_code != t.village_code {
-            return Err(AppError::BadRequest(format!("household_id: household {h} is not in village {}", t.village_code)));
-        }
-    }
-    let r = sp::intake_checked(&state, &c, t).await?;
+    let r = state.app().register_ticket(&c.principal(&state).await?, &b.f, b.household_id).await?;
     Ok((axum::http::StatusCode::CREATED, Json(json!({ "ticket": r.ticket }))))
 }
 
@@ -98,16 +84,15 @@ async fn act(State(state): State<AppState>, c: Caller, Path((id, action)): Path<
     };
     let steward = b.steward_id.map(|s| s.to_string()).unwrap_or_default();
     let rating = b.rating.map(|r| r.to_string()).unwrap_or_default();
-    let a = sp::parse_action(&action, &steward, &b.note, &rating)?;
-    let t = sp::act_checked(&state, &c, id_param(&id)?, &a).await?;
+    let a = ticket_action(&action, &steward, &b.note, &rating)?;
+    let t = state.app().act_on_ticket(&c.principal(&state).await?, id_param(&id)?, &a).await?;
     Ok(Json(json!({ "ticket": t })))
 }
 
 async fn indicators(State(state): State<AppState>, c: Caller, Query(q): Query<PeriodQuery>) -> Result<Json<Value>, AppError> {
-    let p = sp::period_checked(&c, &q)?;
-    let (total, kids) = sp::indicators_checked(&state, &c, &p).await?;
-    let children: Vec<Value> = kids.iter().map(|(code, name, i)| json!({ "region_code": code.short(), "name": name, "indicators": i })).collect();
-    Ok(Json(json!({ "region_code": p.scope.short(), "from": p.from, "to": p.to, "year": p.year, "indicators": total, "children": children })))
+    let (p, i) = sp::indicators_of(&state, &c, &q).await?;
+    let children: Vec<Value> = i.children.iter().map(|(code, name, i)| json!({ "region_code": code.short(), "name": name, "indicators": i })).collect();
+    Ok(Json(json!({ "region_code": p.scope.short(), "from": p.from, "to": p.to, "year": p.year, "indicators": i.total, "children": children })))
 }
 
 #[derive(Deserialize, Default)]
@@ -152,11 +137,11 @@ async fn import_stewards(State(state): State<AppState>, c: Caller, Query(q): Que
 
 async fn households(State(state): State<AppState>, c: Caller, Query(q): Query<HouseholdsQ>) -> Result<Json<Value>, AppError> {
     let scope = match &q.region {
-        Some(r) => cuncun_domain::RegionCode::parse(r).map_err(|e| AppError::BadRequest(format!("region: {e}")))?,
-        None => c.user.region_code.clone(),
+        Some(r) => Some(cuncun_domain::RegionCode::parse(r).map_err(|e| AppError::BadRequest(format!("region: {e}")))?),
+        None => None,
     };
     let hq = HouseholdQuery { care_only: q.care.unwrap_or(false), text: q.q };
     let (limit, offset) = (q.limit.unwrap_or(100).clamp(1, 1000), q.offset.unwrap_or(0).max(0));
-    let rows = sp::households_checked(&state, &c, &scope, &hq, limit, offset).await?;
-    Ok(Json(json!({ "items": rows })))
+    let list = state.app().households(&c.principal(&state).await?, scope.as_ref(), &hq, limit, offset).await?;
+    Ok(Json(json!({ "items": list.rows })))
 }

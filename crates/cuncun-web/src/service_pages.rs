@@ -3,8 +3,8 @@
 //! rate-limited, honeypot) with the resident's confirmation link, households, stewards, outlets
 //! with the "nine ones", special-care visits and the indicators.
 //!
-//! Access: `can_read_service` to read, `can_operate_service` for the desk, stewards only for
-//! their villages; names and phones are masked unless `sees_personal_data` (domain::service).
+//! Handlers parse, run a command of `cuncun_app::service` (which checks role, scope and masking)
+//! and render; rate limits, the honeypot and the confirmation token stay here.
 
 use crate::i18n::Lang;
 use crate::pages::{Chrome, render};
@@ -16,11 +16,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use cuncun_app::records::service::*;
+use cuncun_app::service::*;
 use cuncun_domain::RegionCode;
 use cuncun_domain::service::*;
 use cuncun_domain::time;
-use cuncun_store::Actor;
-use cuncun_store::service::*;
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -49,8 +49,6 @@ pub fn routes() -> Router<AppState> {
         .merge(registry_routes())
 }
 
-/// Largest photo accepted from a steward's phone.
-pub const MAX_PHOTO: usize = 6 * 1024 * 1024;
 /// Rows per page of the ticket list.
 const PAGE_ROWS: i64 = 50;
 
@@ -211,105 +209,11 @@ fn public_chrome(headers: &HeaderMap, query: Option<&str>, path: &str) -> Chrome
 
 // ---- access ----
 
-/// What the caller may see and do on the service pages.
-pub struct Access {
-    /// The caller's steward record (steward role only).
-    pub steward: Option<Steward>,
-    pub operator: bool,
-    pub unmasked: bool,
-}
+/// What the caller may see and do in the service network (the reports pages ask it too).
+pub type Access = ServiceAccess;
 
 pub async fn access(state: &AppState, c: &Caller) -> Result<Access, AppError> {
-    let role = c.user.role;
-    if !can_read_service(role) {
-        return Err(AppError::Forbidden("your role has no access to the service network".into()));
-    }
-    let steward = if role == cuncun_domain::Role::Steward {
-        Some(state.store.steward_of_user(c.user.id).await?.ok_or_else(|| {
-            AppError::Forbidden("your account is not linked to a steward record; ask an administrator".into())
-        })?)
-    } else {
-        None
-    };
-    Ok(Access { steward, operator: can_operate_service(role), unmasked: sees_personal_data(role) })
-}
-
-impl Access {
-    /// A steward sees tickets of their villages and those assigned to them.
-    pub fn sees_ticket(&self, t: &Ticket) -> bool {
-        match &self.steward {
-            Some(s) => s.villages.contains(&t.village_code) || t.steward_id == Some(s.id),
-            None => true,
-        }
-    }
-    pub fn sees_village(&self, v: &RegionCode) -> bool {
-        self.steward.as_ref().is_none_or(|s| s.villages.contains(v))
-    }
-    pub fn name(&self, s: &str) -> String {
-        if self.unmasked { s.to_string() } else { mask_name(s) }
-    }
-    pub fn phone(&self, s: &str) -> String {
-        if self.unmasked { s.to_string() } else { mask_phone(s) }
-    }
-    /// Who may apply `action`: the desk for everything; the assigned steward for the field work.
-    pub fn may(&self, t: &Ticket, action: &TicketAction) -> bool {
-        if self.operator {
-            return true;
-        }
-        let mine = self.steward.as_ref().is_some_and(|s| t.steward_id == Some(s.id));
-        mine && matches!(action, TicketAction::Accept | TicketAction::OnSite | TicketAction::Resolve { .. })
-    }
-}
-
-/// A ticket the caller may see: in their region and, for a steward, in their villages.
-pub async fn ticket_checked(state: &AppState, c: &Caller, a: &Access, id: i64) -> Result<Ticket, AppError> {
-    let t = state.store.ticket(id).await?.ok_or_else(|| AppError::NotFound(format!("ticket {id}")))?;
-    c.ensure_scope(&t.village_code)?;
-    if !a.sees_ticket(&t) {
-        return Err(AppError::Forbidden(format!("ticket {id} is not in your villages")));
-    }
-    Ok(t)
-}
-
-/// Applies an action for a caller allowed to; returns the ticket afterwards.
-pub async fn act_checked(state: &AppState, c: &Caller, id: i64, action: &TicketAction) -> Result<Ticket, AppError> {
-    let a = access(state, c).await?;
-    let t = ticket_checked(state, c, &a, id).await?;
-    if !a.may(&t, action) {
-        return Err(AppError::Forbidden(format!("your role may not {} this ticket", action.key())));
-    }
-    if let TicketAction::Assign { steward_id } = action {
-        let s = state.store.steward(*steward_id).await?.ok_or_else(|| AppError::BadRequest(format!("steward {steward_id} does not exist")))?;
-        c.ensure_scope(&s.region_code)?;
-    }
-    Ok(state.store.transition_ticket(id, action, &c.actor(), cuncun_store::now_ms()).await?)
-}
-
-/// Creates a ticket for a desk operator (phone or walk-in), inside their region.
-pub async fn intake_checked(state: &AppState, c: &Caller, t: NewTicket) -> Result<TicketCreated, AppError> {
-    if !can_operate_service(c.user.role) {
-        return Err(AppError::Forbidden("only the service desk may register tickets".into()));
-    }
-    c.ensure_scope(&t.village_code)?;
-    validate_new_ticket(state, &t).await?;
-    Ok(state.store.create_ticket(&t, &c.actor()).await?)
-}
-
-async fn validate_new_ticket(state: &AppState, t: &NewTicket) -> Result<(), AppError> {
-    if t.village_code.level() != cuncun_domain::RegionLevel::Village {
-        return Err(AppError::BadRequest("village_code: give the 12-digit code of a village".into()));
-    }
-    state.store.region(&t.village_code).await?.ok_or_else(|| AppError::BadRequest(format!("village_code: region {} is not loaded", t.village_code)))?;
-    if t.description.trim().is_empty() || t.description.chars().count() > 1000 {
-        return Err(AppError::BadRequest("description: say what is wrong (1-1000 characters)".into()));
-    }
-    if t.source != TicketSource::Terminal && normalise_phone(&t.reporter_phone).is_none() {
-        return Err(AppError::BadRequest(format!("reporter_phone: {:?} is not a mobile (11 digits) or landline number with area code", t.reporter_phone)));
-    }
-    if t.reporter_name.chars().count() > 50 || t.address.chars().count() > 200 {
-        return Err(AppError::BadRequest("reporter_name or address is too long".into()));
-    }
-    Ok(())
+    Ok(state.app().service_access(&c.principal(state).await?).await?)
 }
 
 // ---- ticket views ----
@@ -338,96 +242,19 @@ fn clock_of(t: &Ticket, now: i64, escalate_after: i64, lang: Lang) -> (&'static 
     }
 }
 
-async fn views(state: &AppState, a: &Access, lang: Lang, tickets: Vec<Ticket>) -> Result<Vec<TicketView>, AppError> {
-    let now = cuncun_store::now_ms();
-    let esc = state.opts.escalate_after.as_millis() as i64;
-    let mut names: HashMap<i64, String> = HashMap::new();
-    let mut out = Vec::with_capacity(tickets.len());
-    for t in tickets {
-        let steward = match t.steward_id {
-            Some(id) => match names.get(&id) {
-                Some(n) => n.clone(),
-                None => {
-                    let n = state.store.steward(id).await?.map(|s| s.name).unwrap_or_default();
-                    names.insert(id, n.clone());
-                    n
-                }
-            },
-            None => String::new(),
-        };
-        let (clock_class, clock) = clock_of(&t, now, esc, lang);
-        out.push(TicketView {
-            reporter_name: a.name(&t.reporter_name),
-            reporter_phone: a.phone(&t.reporter_phone),
-            clock_class,
-            clock,
-            steward,
-            t,
-        });
-    }
-    Ok(out)
+/// The ticket clock's escalation time (an option of the server).
+pub(crate) fn escalate_after(state: &AppState) -> i64 {
+    state.opts.escalate_after.as_millis() as i64
 }
 
-#[derive(Deserialize, Default, Clone)]
-pub struct ListQuery {
-    #[serde(default)]
-    pub status: String,
-    #[serde(default)]
-    pub category: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub overdue: String,
-    #[serde(default)]
-    pub region: String,
-    #[serde(default)]
-    pub from: String,
-    #[serde(default)]
-    pub to: String,
-    #[serde(default)]
-    pub page: Option<i64>,
-}
-
-/// Beijing date YYYY-MM-DD -> UTC ms of its start.
-pub fn day_start(s: &str, field: &str) -> Result<Option<i64>, AppError> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(None);
-    }
-    let (start, _) = time::day_bounds(s).map_err(|e| AppError::BadRequest(format!("{field}: {e}")))?;
-    Ok(Some(start))
-}
-
-/// The filter of a list request, checked against the caller's scope.
-pub async fn filter_checked(state: &AppState, c: &Caller, a: &Access, q: &ListQuery) -> Result<TicketFilter, AppError> {
-    let _ = state;
-    let scope = if q.region.trim().is_empty() {
-        c.user.region_code.clone()
-    } else {
-        RegionCode::parse(&q.region).map_err(|e| AppError::BadRequest(format!("region: {e}")))?
-    };
-    c.ensure_scope(&scope)?;
-    let mut f = TicketFilter::scope(&scope);
-    for s in q.status.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if s == "open" {
-            f.statuses.extend([TicketStatus::New, TicketStatus::Assigned, TicketStatus::OnSite, TicketStatus::Reopened]);
-        } else {
-            f.statuses.push(TicketStatus::parse(s).ok_or_else(|| AppError::BadRequest(format!("status: {s:?} is not a ticket status")))?);
-        }
-    }
-    if !q.category.trim().is_empty() {
-        f.category = Some(TicketCategory::parse(&q.category).ok_or_else(|| AppError::BadRequest(format!("category: {:?} is not a category", q.category)))?);
-    }
-    if !q.kind.trim().is_empty() {
-        f.kind = Some(TicketKind::parse(&q.kind).ok_or_else(|| AppError::BadRequest(format!("kind: {:?} is not repair or complaint", q.kind)))?);
-    }
-    f.overdue = matches!(q.overdue.as_str(), "1" | "true" | "on");
-    f.from_ms = day_start(&q.from, "from")?;
-    f.to_ms = day_start(&q.to, "to")?;
-    if let Some(s) = &a.steward {
-        f.villages = Some(s.villages.iter().filter(|v| scope.contains(v)).cloned().collect());
-    }
-    Ok(f)
+fn views(state: &AppState, lang: Lang, rows: Vec<TicketRow>) -> Vec<TicketView> {
+    let (now, esc) = (time::now_ms(), escalate_after(state));
+    rows.into_iter()
+        .map(|r| {
+            let (clock_class, clock) = clock_of(&r.ticket, now, esc, lang);
+            TicketView { reporter_name: r.ticket.reporter_name.clone(), reporter_phone: r.ticket.reporter_phone.clone(), clock_class, clock, steward: r.steward, t: r.ticket }
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -435,7 +262,7 @@ pub async fn filter_checked(state: &AppState, c: &Caller, a: &Access, q: &ListQu
 struct TicketsPage {
     c: Chrome,
     rows: Vec<TicketView>,
-    q: ListQuery,
+    q: TicketQuery,
     page: i64,
     has_next: bool,
     /// The query without the page, for the pager links.
@@ -446,7 +273,7 @@ struct TicketsPage {
     masked: bool,
 }
 
-fn query_string(q: &ListQuery) -> String {
+fn query_string(q: &TicketQuery) -> String {
     let mut parts = Vec::new();
     for (k, v) in [("status", &q.status), ("category", &q.category), ("kind", &q.kind), ("overdue", &q.overdue), ("region", &q.region), ("from", &q.from), ("to", &q.to)] {
         if !v.trim().is_empty() {
@@ -465,25 +292,22 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-async fn tickets_page(State(state): State<AppState>, c: Caller, Query(q): Query<ListQuery>) -> Result<Response, AppError> {
-    let a = access(&state, &c).await?;
-    let f = filter_checked(&state, &c, &a, &q).await?;
+async fn tickets_page(State(state): State<AppState>, c: Caller, Query(q): Query<TicketQuery>) -> Result<Response, AppError> {
     let page = q.page.unwrap_or(1).max(1);
-    let mut rows = state.store.tickets(&f, PAGE_ROWS + 1, (page - 1) * PAGE_ROWS).await?;
-    let has_next = rows.len() as i64 > PAGE_ROWS;
-    rows.truncate(PAGE_ROWS as usize);
-    let rows = views(&state, &a, c.lang, rows).await?;
+    let mut list = state.app().tickets(&c.principal(&state).await?, &q, PAGE_ROWS + 1, (page - 1) * PAGE_ROWS).await?;
+    let has_next = list.rows.len() as i64 > PAGE_ROWS;
+    list.rows.truncate(PAGE_ROWS as usize);
     render(&TicketsPage {
         c: Chrome::of(&c, "/service/tickets"),
-        rows,
+        rows: views(&state, c.lang, list.rows),
         keep: query_string(&q),
         q,
         page,
         has_next,
         statuses: TicketStatus::ALL,
         categories: TicketCategory::ALL,
-        operator: a.operator,
-        masked: !a.unmasked,
+        operator: list.operator,
+        masked: list.masked,
     })
 }
 
@@ -502,23 +326,19 @@ struct TicketPage {
 }
 
 async fn ticket_view(state: &AppState, c: &Caller, id: i64, error: String) -> Result<Response, AppError> {
-    let a = access(state, c).await?;
-    let t = ticket_checked(state, c, &a, id).await?;
-    let village = state.store.region(&t.village_code).await?.map(|r| r.name).unwrap_or_default();
-    let events = state.store.ticket_events(id).await?;
-    let photos = state.store.ticket_photo_ids(id).await?;
-    let stewards = if a.operator {
-        let township = t.village_code.parent().unwrap_or_else(|| t.village_code.clone());
-        let mut s = state.store.stewards_in(&township).await?;
-        s.retain(|s| c.in_scope(&s.region_code));
-        s
-    } else {
-        Vec::new()
-    };
-    let mine = a.steward.as_ref().is_some_and(|s| t.steward_id == Some(s.id));
-    let operator = a.operator;
-    let v = views(state, &a, c.lang, vec![t]).await?.remove(0);
-    render(&TicketPage { c: Chrome::of(c, &format!("/service/tickets/{id}")), v, village, events, photos, stewards, operator, mine, error })
+    let d = state.app().ticket(&c.principal(state).await?, id).await?;
+    let v = views(state, c.lang, vec![d.row]).remove(0);
+    render(&TicketPage {
+        c: Chrome::of(c, &format!("/service/tickets/{id}")),
+        v,
+        village: d.village,
+        events: d.events,
+        photos: d.photos,
+        stewards: d.stewards,
+        operator: d.operator,
+        mine: d.mine,
+        error,
+    })
 }
 
 async fn ticket_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
@@ -538,31 +358,14 @@ struct ActForm {
     back: String,
 }
 
-/// The action named in a path or API body, with its text fields.
-pub fn parse_action(action: &str, steward_id: &str, note: &str, rating: &str) -> Result<TicketAction, AppError> {
-    Ok(match action {
-        "assign" => TicketAction::Assign {
-            steward_id: steward_id.trim().parse().map_err(|_| AppError::BadRequest(format!("steward_id: {steward_id:?} is not a steward id")))?,
-        },
-        "accept" => TicketAction::Accept,
-        "on_site" => TicketAction::OnSite,
-        "resolve" => TicketAction::Resolve { note: note.into() },
-        "confirm" => TicketAction::Confirm {
-            rating: rating.trim().parse().map_err(|_| AppError::BadRequest(format!("rating: {rating:?} is not 1-5")))?,
-        },
-        "reopen" => TicketAction::Reopen { reason: note.into() },
-        "cancel" => TicketAction::Cancel { reason: note.into() },
-        other => return Err(AppError::NotFound(format!("no ticket action {other:?}"))),
-    })
-}
-
 async fn act(State(state): State<AppState>, c: Caller, Path((id, action)): Path<(i64, String)>, Form(f): Form<ActForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    let res = match parse_action(&action, &f.steward_id, &f.note, &f.rating) {
-        Ok(a) => act_checked(&state, &c, id, &a).await,
+    let p = c.principal(&state).await?;
+    let res = match ticket_action(&action, &f.steward_id, &f.note, &f.rating) {
+        Ok(a) => state.app().act_on_ticket(&p, id, &a).await,
         Err(e) => Err(e),
     };
-    match res {
+    match res.map_err(AppError::from) {
         Ok(_) => {
             let back = if f.back == "my" { "/service/my".to_string() } else { format!("/service/tickets/{id}") };
             Ok(Redirect::to(&back).into_response())
@@ -570,33 +373,6 @@ async fn act(State(state): State<AppState>, c: Caller, Path((id, action)): Path<
         Err(AppError::BadRequest(m) | AppError::Conflict(m)) => ticket_view(&state, &c, id, m).await,
         Err(e) => Err(e),
     }
-}
-
-/// JPEG, PNG or WebP by their first bytes.
-pub fn sniff_image(b: &[u8]) -> Option<&'static str> {
-    if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some("image/jpeg")
-    } else if b.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
-        Some("image/png")
-    } else if b.len() > 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WEBP" {
-        Some("image/webp")
-    } else {
-        None
-    }
-}
-
-/// Stores a photo for the assigned steward or the desk.
-pub async fn photo_checked(state: &AppState, c: &Caller, id: i64, bytes: &[u8]) -> Result<i64, AppError> {
-    let a = access(state, c).await?;
-    let t = ticket_checked(state, c, &a, id).await?;
-    if !a.may(&t, &TicketAction::OnSite) && !a.operator {
-        return Err(AppError::Forbidden("only the assigned steward or the desk may add photos".into()));
-    }
-    if bytes.is_empty() || bytes.len() > MAX_PHOTO {
-        return Err(AppError::BadRequest(format!("photo: must be 1 byte to {} MB", MAX_PHOTO / 1024 / 1024)));
-    }
-    let ct = sniff_image(bytes).ok_or_else(|| AppError::BadRequest("photo: not a JPEG, PNG or WebP image".into()))?;
-    Ok(state.store.add_ticket_photo(id, ct, bytes, &c.actor()).await?)
 }
 
 async fn upload_photo(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, mut mp: axum::extract::Multipart) -> Result<Response, AppError> {
@@ -610,7 +386,8 @@ async fn upload_photo(State(state): State<AppState>, c: Caller, Path(id): Path<i
         }
     }
     c.check_csrf(&csrf)?;
-    match photo_checked(&state, &c, id, &file).await {
+    let p = c.principal(&state).await?;
+    match state.app().add_ticket_photo(&p, id, &file).await.map_err(AppError::from) {
         Ok(_) if back == "my" => Ok(Redirect::to("/service/my").into_response()),
         Ok(_) => Ok(Redirect::to(&format!("/service/tickets/{id}")).into_response()),
         Err(AppError::BadRequest(m)) => ticket_view(&state, &c, id, m).await,
@@ -619,9 +396,7 @@ async fn upload_photo(State(state): State<AppState>, c: Caller, Path(id): Path<i
 }
 
 async fn photo(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
-    let (ticket_id, ct, bytes) = state.store.ticket_photo(id).await?.ok_or_else(|| AppError::NotFound(format!("photo {id}")))?;
-    let a = access(&state, &c).await?;
-    ticket_checked(&state, &c, &a, ticket_id).await?;
+    let (ct, bytes) = state.app().ticket_photo(&c.principal(&state).await?, id).await?;
     Ok(([(header::CONTENT_TYPE, ct), (header::CACHE_CONTROL, "private, max-age=86400".into())], bytes).into_response())
 }
 
@@ -636,9 +411,7 @@ struct IntakePage {
 }
 
 async fn intake_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    if !access(&state, &c).await?.operator {
-        return Err(AppError::Forbidden("only the service desk may register tickets".into()));
-    }
+    state.app().ticket_intake(&c.principal(&state).await?).await?;
     render(&IntakePage { c: Chrome::of(&c, "/service/tickets/new"), categories: TicketCategory::ALL, error: String::new() })
 }
 
@@ -646,61 +419,13 @@ async fn intake_page(State(state): State<AppState>, c: Caller) -> Result<Respons
 struct IntakeForm {
     csrf: String,
     #[serde(flatten)]
-    f: IntakeFields,
-}
-
-/// What the desk records for a phone call or a walk-in (form and API).
-#[derive(Deserialize)]
-pub struct IntakeFields {
-    village_code: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    source: String,
-    category: String,
-    #[serde(default)]
-    reporter_name: String,
-    #[serde(default)]
-    reporter_phone: String,
-    #[serde(default)]
-    address: String,
-    #[serde(default)]
-    description: String,
-}
-
-impl IntakeFields {
-    pub fn to_new_ticket(&self) -> Result<NewTicket, AppError> {
-        let source = match self.source.as_str() {
-            "walk_in" => TicketSource::WalkIn,
-            "phone" | "" => TicketSource::Phone,
-            other => return Err(AppError::BadRequest(format!("source: {other:?} must be phone or walk_in"))),
-        };
-        new_ticket_from(&self.village_code, &self.kind, source, &self.category, &self.reporter_name, &self.reporter_phone, &self.address, &self.description)
-    }
-}
-
-fn new_ticket_from(village: &str, kind: &str, source: TicketSource, category: &str, name: &str, phone: &str, address: &str, description: &str) -> Result<NewTicket, AppError> {
-    Ok(NewTicket {
-        kind: if kind.trim().is_empty() { TicketKind::Repair } else { TicketKind::parse(kind).ok_or_else(|| AppError::BadRequest(format!("kind: {kind:?} is not repair or complaint")))? },
-        source,
-        category: TicketCategory::parse(category).ok_or_else(|| AppError::BadRequest(format!("category: {category:?} is not a category")))?,
-        village_code: RegionCode::parse(village).map_err(|e| AppError::BadRequest(format!("village_code: {e}")))?,
-        household_id: None,
-        reporter_name: name.trim().into(),
-        reporter_phone: normalise_phone(phone).unwrap_or_else(|| phone.trim().to_string()),
-        address: address.trim().into(),
-        description: description.trim().into(),
-        terminal_ebrid: None,
-        dedupe_key: None,
-        confirm_token_hash: None,
-        requested_at_ms: None,
-    })
+    f: IntakeInput,
 }
 
 async fn intake(State(state): State<AppState>, c: Caller, Form(f): Form<IntakeForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    let res = async { intake_checked(&state, &c, f.f.to_new_ticket()?).await }.await;
-    match res {
+    let p = c.principal(&state).await?;
+    match state.app().register_ticket(&p, &f.f, None).await.map_err(AppError::from) {
         Ok(t) => Ok(Redirect::to(&format!("/service/tickets/{}", t.ticket.id)).into_response()),
         Err(AppError::BadRequest(m) | AppError::Conflict(m)) => {
             render(&IntakePage { c: Chrome::of(&c, "/service/tickets/new"), categories: TicketCategory::ALL, error: m })
@@ -721,29 +446,8 @@ struct MyPage {
 }
 
 async fn my_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    let a = access(&state, &c).await?;
-    let mut f = TicketFilter::scope(&c.user.region_code);
-    f.statuses = vec![TicketStatus::New, TicketStatus::Assigned, TicketStatus::OnSite, TicketStatus::Reopened];
-    let rows = match &a.steward {
-        Some(s) => {
-            f.steward_id = Some(s.id);
-            state.store.tickets(&f, 200, 0).await?
-        }
-        None => Vec::new(),
-    };
-    // For desk users: open tickets escalated to them (they head an outlet).
-    let escalated = if a.operator {
-        let mut all = state.store.tickets(&f, 500, 0).await?;
-        all.retain(|t| t.escalated_to == Some(c.user.id));
-        all
-    } else {
-        Vec::new()
-    };
-    let mut rows = views(&state, &a, c.lang, rows).await?;
-    // Most urgent first.
-    rows.sort_by_key(|v| v.t.deadline_ms);
-    let escalated = views(&state, &a, c.lang, escalated).await?;
-    render(&MyPage { c: Chrome::of(&c, "/service/my"), rows, escalated, steward: a.steward })
+    let m = state.app().my_tickets(&c.principal(&state).await?).await?;
+    render(&MyPage { c: Chrome::of(&c, "/service/my"), rows: views(&state, c.lang, m.rows), escalated: views(&state, c.lang, m.escalated), steward: m.steward })
 }
 
 // ---- visits ----
@@ -771,20 +475,13 @@ struct YearQuery {
 }
 
 async fn visits_view(state: &AppState, c: &Caller, year: Option<i64>, error: String) -> Result<Response, AppError> {
-    let a = access(state, c).await?;
-    let year = year.unwrap_or_else(|| time::year_of(cuncun_store::now_ms()));
-    let scopes: Vec<RegionCode> = match &a.steward {
-        Some(s) => s.villages.clone(),
-        None => vec![c.user.region_code.clone()],
-    };
-    let mut rows = Vec::new();
-    for scope in scopes {
-        for p in state.store.visit_plan(&scope, year, 500, 0).await? {
-            let (name, phone) = (a.name(&p.household.rec.head_name), a.phone(&p.household.rec.phone));
-            rows.push(VisitRow { left: (VISITS_PER_YEAR - p.done).max(0), h: p.household, done: p.done, name, phone });
-        }
-    }
-    render(&VisitsPage { c: Chrome::of(c, "/service/visits"), year, rows, error })
+    let plan = state.app().visit_plan(&c.principal(state).await?, year).await?;
+    let rows = plan
+        .rows
+        .into_iter()
+        .map(|r| VisitRow { name: r.household.rec.head_name.clone(), phone: r.household.rec.phone.clone(), h: r.household, done: r.done, left: r.left })
+        .collect();
+    render(&VisitsPage { c: Chrome::of(c, "/service/visits"), year: plan.year, rows, error })
 }
 
 async fn visits_page(State(state): State<AppState>, c: Caller, Query(q): Query<YearQuery>) -> Result<Response, AppError> {
@@ -799,24 +496,10 @@ struct VisitForm {
     note: String,
 }
 
-/// Records a visit by the household's steward or the desk.
-pub async fn visit_checked(state: &AppState, c: &Caller, household_id: i64, note: &str) -> Result<CareVisit, AppError> {
-    let a = access(state, c).await?;
-    let h = state.store.household(household_id).await?.ok_or_else(|| AppError::NotFound(format!("household {household_id}")))?;
-    c.ensure_scope(&h.rec.village_code)?;
-    if !(a.operator || a.steward.as_ref().is_some_and(|s| s.villages.contains(&h.rec.village_code))) {
-        return Err(AppError::Forbidden("only the household's steward or the desk may record visits".into()));
-    }
-    if note.trim().is_empty() {
-        return Err(AppError::BadRequest("note: say what was done on the visit".into()));
-    }
-    let sid = a.steward.as_ref().map(|s| s.id);
-    Ok(state.store.record_visit(household_id, sid, cuncun_store::now_ms(), note, &c.actor()).await?)
-}
-
 async fn record_visit(State(state): State<AppState>, c: Caller, Form(f): Form<VisitForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    match visit_checked(&state, &c, f.household_id, &f.note).await {
+    let p = c.principal(&state).await?;
+    match state.app().record_visit(&p, f.household_id, &f.note).await.map_err(AppError::from) {
         Ok(_) => Ok(Redirect::to("/service/visits").into_response()),
         Err(AppError::BadRequest(m)) => visits_view(&state, &c, None, m).await,
         Err(e) => Err(e),
@@ -834,57 +517,20 @@ struct OutletsPage {
 }
 
 async fn outlets_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    let a = access(&state, &c).await?;
-    let mut rows = Vec::new();
-    for o in state.store.outlets_in(&c.user.region_code).await? {
-        let checks = if o.kind == cuncun_domain::model::OutletKind::Township { state.store.outlet_checklist(o.id).await? } else { Vec::new() };
-        rows.push((o, checks));
-    }
-    render(&OutletsPage { c: Chrome::of(&c, "/service/outlets"), rows, operator: a.operator })
-}
-
-async fn editable_outlet(state: &AppState, c: &Caller, id: i64) -> Result<Outlet, AppError> {
-    if !can_operate_service(c.user.role) {
-        return Err(AppError::Forbidden("only the service desk may edit outlets".into()));
-    }
-    let o = state.store.outlet(id).await?.ok_or_else(|| AppError::NotFound(format!("outlet {id}")))?;
-    c.ensure_scope(&o.region_code)?;
-    Ok(o)
+    let list = state.app().outlets(&c.principal(&state).await?).await?;
+    render(&OutletsPage { c: Chrome::of(&c, "/service/outlets"), rows: list.rows, operator: list.operator })
 }
 
 #[derive(Deserialize)]
 struct OutletForm {
     csrf: String,
-    #[serde(default)]
-    hotline: String,
-    #[serde(default)]
-    service_scope: String,
-    #[serde(default)]
-    process: String,
-    #[serde(default)]
-    head_user_id: String,
+    #[serde(flatten)]
+    f: OutletInput,
 }
 
 async fn update_outlet(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<OutletForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    editable_outlet(&state, &c, id).await?;
-    let head = match f.head_user_id.trim() {
-        "" => None,
-        s => {
-            let uid: i64 = s.parse().map_err(|_| AppError::BadRequest(format!("head_user_id: {s:?} is not a user id")))?;
-            let u = state.store.user(uid).await?.ok_or_else(|| AppError::BadRequest(format!("head_user_id: user {uid} does not exist")))?;
-            c.ensure_scope(&u.region_code)?;
-            Some(uid)
-        }
-    };
-    let patch = OutletPatch {
-        hotline: Some(f.hotline),
-        service_scope: Some(f.service_scope),
-        process: Some(f.process),
-        head_user_id: Some(head),
-        ..Default::default()
-    };
-    state.store.update_outlet(id, &patch, &c.actor()).await?;
+    state.app().update_outlet(&c.principal(&state).await?, id, &f.f).await?;
     Ok(Redirect::to("/service/outlets").into_response())
 }
 
@@ -900,64 +546,18 @@ struct CheckForm {
 
 async fn set_check(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<CheckForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    editable_outlet(&state, &c, id).await?;
-    let item = NineOnes::parse(&f.item).ok_or_else(|| AppError::BadRequest(format!("item: {:?} is not a checklist item", f.item)))?;
-    state.store.set_outlet_check(id, item, !f.done.is_empty(), &f.evidence, &c.actor()).await?;
+    state.app().set_outlet_check(&c.principal(&state).await?, id, &f.item, !f.done.is_empty(), &f.evidence).await?;
     Ok(Redirect::to("/service/outlets").into_response())
 }
 
 // ---- indicators ----
 
-#[derive(Deserialize, Default)]
-pub struct PeriodQuery {
-    #[serde(default)]
-    pub region: String,
-    #[serde(default)]
-    pub from: String,
-    #[serde(default)]
-    pub to: String,
-}
-
-/// The scope, period and year of an indicator request; default: this month of the caller's region.
-pub struct Period {
-    pub scope: RegionCode,
-    pub from_ms: i64,
-    pub to_ms: i64,
-    pub year: i64,
-    pub from: String,
-    pub to: String,
-}
-
-pub fn period_checked(c: &Caller, q: &PeriodQuery) -> Result<Period, AppError> {
-    let scope = if q.region.trim().is_empty() { c.user.region_code.clone() } else { RegionCode::parse(&q.region).map_err(|e| AppError::BadRequest(format!("region: {e}")))? };
-    c.ensure_scope(&scope)?;
-    let (first, next) = time::month_bounds(cuncun_store::now_ms());
-    let from = if q.from.trim().is_empty() { time::format_date(first) } else { q.from.trim().to_string() };
-    let to = if q.to.trim().is_empty() { time::format_date(next) } else { q.to.trim().to_string() };
-    let from_ms = day_start(&from, "from")?.unwrap_or(0);
-    let to_ms = day_start(&to, "to")?.unwrap_or(0);
-    if to_ms <= from_ms {
-        return Err(AppError::BadRequest("to: must be after from".into()));
-    }
-    Ok(Period { scope, from_ms, to_ms, year: time::year_of(from_ms), from, to })
-}
-
-/// Indicators of the scope and of each child region.
-pub async fn indicators_checked(state: &AppState, c: &Caller, p: &Period) -> Result<(Indicators, Vec<(RegionCode, String, Indicators)>), AppError> {
-    access(state, c).await?;
-    if p.scope.level() == cuncun_domain::RegionLevel::Village {
-        let whole = state.store.service_counts(&p.scope, p.from_ms, p.to_ms, p.year, false).await?;
-        return Ok((Indicators::from_counts(whole.into_iter().next().map(|r| r.counts).unwrap_or_default()), Vec::new()));
-    }
-    // A region's counts are the sums of its children's (every count is additive), so one read serves both.
-    let mut sum = cuncun_domain::service::IndicatorCounts::default();
-    let mut kids = Vec::new();
-    for r in state.store.service_counts(&p.scope, p.from_ms, p.to_ms, p.year, true).await? {
-        sum.add(&r.counts);
-        let name = state.store.region(&r.region_code).await?.map(|x| x.name).unwrap_or_default();
-        kids.push((r.region_code, name, Indicators::from_counts(r.counts)));
-    }
-    Ok((Indicators::from_counts(sum), kids))
+/// The period of an indicator request and its indicators (dashboard, CSV and API).
+pub async fn indicators_of(state: &AppState, c: &Caller, q: &PeriodQuery) -> Result<(Period, ServiceIndicators), AppError> {
+    let p = c.principal(state).await?;
+    let period = state.app().service_period(&p, q)?;
+    let i = state.app().service_indicators(&p, &period).await?;
+    Ok((period, i))
 }
 
 #[derive(Template)]
@@ -972,21 +572,19 @@ struct Dashboard {
 }
 
 async fn dashboard(State(state): State<AppState>, c: Caller, Query(q): Query<PeriodQuery>) -> Result<Response, AppError> {
-    let p = period_checked(&c, &q)?;
-    let (total, kids) = indicators_checked(&state, &c, &p).await?;
+    let (p, i) = indicators_of(&state, &c, &q).await?;
     render(&Dashboard {
         c: Chrome::of(&c, "/service"),
         region: p.scope.short().to_string(),
         from: p.from,
         to: p.to,
-        total,
-        kids,
+        total: i.total,
+        kids: i.children,
     })
 }
 
 async fn indicators_csv(State(state): State<AppState>, c: Caller, Query(q): Query<PeriodQuery>) -> Result<Response, AppError> {
-    let p = period_checked(&c, &q)?;
-    let (total, kids) = indicators_checked(&state, &c, &p).await?;
+    let (p, ind) = indicators_of(&state, &c, &q).await?;
     let mut out = String::from("\u{feff}region_code,region,tickets,closed,closed_24h,closure_rate,closure_24h_rate,avg_close_hours,complaints,complaint_rate,rated,satisfaction_rate,care_households,visits_done,visit_completion,households,complete_households,data_completeness\n");
     let line = |code: &str, name: &str, i: &Indicators| {
         let k = &i.counts;
@@ -1000,9 +598,8 @@ async fn indicators_csv(State(state): State<AppState>, c: Caller, Query(q): Quer
             p(i.visit_completion), k.households, k.complete_households, p(i.data_completeness)
         )
     };
-    let scope_name = state.store.region(&p.scope).await?.map(|r| r.name).unwrap_or_default();
-    out.push_str(&line(p.scope.short(), &scope_name, &total));
-    for (code, name, i) in &kids {
+    out.push_str(&line(p.scope.short(), &ind.scope_name, &ind.total));
+    for (code, name, i) in &ind.children {
         out.push_str(&line(code.short(), name, i));
     }
     Ok((
@@ -1069,32 +666,18 @@ struct PublicPage {
     error: String,
 }
 
-async fn village_of(state: &AppState, code: &str) -> Result<cuncun_domain::model::Region, AppError> {
-    let rc = RegionCode::parse(code).map_err(|_| AppError::NotFound(format!("village {code}")))?;
-    if rc.level() != cuncun_domain::RegionLevel::Village {
-        return Err(AppError::NotFound(format!("village {code}")));
-    }
-    state.store.region(&rc).await?.ok_or_else(|| AppError::NotFound(format!("village {code}")))
-}
-
 async fn public_view(state: &AppState, chrome: Chrome, code: &str, error: String) -> Result<Response, AppError> {
-    let v = village_of(state, code).await?;
-    let township_code = v.code.parent().unwrap_or_else(|| v.code.clone());
-    let township = state.store.region(&township_code).await?.map(|r| r.name).unwrap_or_default();
-    // Published information: the village's stewards (name and phone) and the township outlet.
-    let mut stewards = Vec::new();
-    for s in state.store.stewards_in(&township_code).await? {
-        if s.villages.contains(&v.code) {
-            stewards.push((s.name, s.phone));
-        }
-    }
-    let outlets = state.store.outlets_in(&township_code).await?;
-    let outlet = outlets.iter().find(|o| o.region_code == township_code).or(outlets.first()).cloned();
-    let outlet = match outlet {
-        Some(o) => Some(o),
-        None => state.store.outlets_in(&township_code.parent().unwrap_or(township_code.clone())).await?.into_iter().find(|o| o.kind == cuncun_domain::model::OutletKind::County),
-    };
-    render(&PublicPage { c: chrome, code: v.code.short().into(), village: v.name, township, stewards, outlet, categories: TicketCategory::ALL, error })
+    let v = state.app().public_village(code).await?;
+    render(&PublicPage {
+        c: chrome,
+        code: v.village.code.short().into(),
+        village: v.village.name,
+        township: v.township,
+        stewards: v.stewards,
+        outlet: v.outlet,
+        categories: TicketCategory::ALL,
+        error,
+    })
 }
 
 async fn public_page(State(state): State<AppState>, headers: HeaderMap, uri: axum::http::Uri, Path(code): Path<String>) -> Result<Response, AppError> {
@@ -1103,15 +686,8 @@ async fn public_page(State(state): State<AppState>, headers: HeaderMap, uri: axu
 
 #[derive(Deserialize)]
 struct PublicForm {
-    category: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    phone: String,
-    #[serde(default)]
-    address: String,
+    #[serde(flatten)]
+    f: FaultReport,
     /// Honeypot: hidden from people, filled in by form-spamming robots.
     #[serde(default)]
     website: String,
@@ -1140,7 +716,7 @@ async fn public_submit(
     Form(f): Form<PublicForm>,
 ) -> Result<Response, AppError> {
     let chrome = || public_chrome(&headers, uri.query(), &format!("/r/{code}"));
-    let v = village_of(&state, &code).await?;
+    let v = state.app().repair_village(&code).await?;
     let client = client_of(Some(addr));
     if !state.public_limiter.admit(&client, v.code.as_str()) {
         return Err(AppError::TooManyRequests("too many repair requests from here; please call the hotline".into()));
@@ -1151,13 +727,7 @@ async fn public_submit(
         return render(&PublicDone { c: chrome(), id: 0, link: String::new() });
     }
     let token = crate::auth::random_token();
-    let res = async {
-        let mut t = new_ticket_from(&code, "repair", TicketSource::Public, &f.category, &f.name, &f.phone, &f.address, &f.description)?;
-        t.confirm_token_hash = Some(crate::auth::token_hash(&token));
-        validate_new_ticket(&state, &t).await?;
-        Ok::<_, AppError>(state.store.create_ticket(&t, &Actor(format!("public:{client}"))).await?)
-    }
-    .await;
+    let res = state.app().report_fault(&code, &client, &f.f, crate::auth::token_hash(&token)).await.map_err(AppError::from);
     match res {
         Ok(t) => {
             let link = format!("{}/r/c/{token}", base_url(&state, &headers));
@@ -1170,7 +740,7 @@ async fn public_submit(
 
 /// An SVG QR code of the village's public repair page, for the notice board.
 async fn public_qr(State(state): State<AppState>, headers: HeaderMap, Path(code): Path<String>) -> Result<Response, AppError> {
-    let v = village_of(&state, &code).await?;
+    let v = state.app().repair_village(&code).await?;
     let url = format!("{}/r/{}", base_url(&state, &headers), v.code.short());
     let qr = qrcode::QrCode::new(url.as_bytes()).map_err(|e| AppError::Internal(format!("qr code: {e}")))?;
     let svg = qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(240, 240).build();
@@ -1191,17 +761,9 @@ struct ConfirmPage {
 }
 
 async fn confirm_view(state: &AppState, chrome: Chrome, token: &str, done: bool, error: String) -> Result<Response, AppError> {
-    let t = state
-        .store
-        .ticket_by_confirm_token(&crate::auth::token_hash(token))
-        .await?
-        .ok_or_else(|| AppError::NotFound("this confirmation link is not valid".into()))?;
-    let steward = match t.steward_id {
-        Some(id) => state.store.steward(id).await?.map(|s| s.name).unwrap_or_default(),
-        None => String::new(),
-    };
-    let (clock_class, clock) = clock_of(&t, cuncun_store::now_ms(), state.opts.escalate_after.as_millis() as i64, chrome.lang);
-    render(&ConfirmPage { c: chrome, t, steward, clock, clock_class, token: token.into(), done, error })
+    let r = state.app().resident_ticket(&crate::auth::token_hash(token)).await?;
+    let (clock_class, clock) = clock_of(&r.ticket, time::now_ms(), escalate_after(state), chrome.lang);
+    render(&ConfirmPage { c: chrome, t: r.ticket, steward: r.steward, clock, clock_class, token: token.into(), done, error })
 }
 
 async fn confirm_page(State(state): State<AppState>, headers: HeaderMap, uri: axum::http::Uri, Path(token): Path<String>) -> Result<Response, AppError> {
@@ -1231,20 +793,7 @@ async fn confirm_submit(
     if !state.public_limiter.admit(&key, &key) {
         return Err(AppError::TooManyRequests("too many requests from here; please call the hotline".into()));
     }
-    let t = state
-        .store
-        .ticket_by_confirm_token(&crate::auth::token_hash(&token))
-        .await?
-        .ok_or_else(|| AppError::NotFound("this confirmation link is not valid".into()))?;
-    let action = match f.action.as_str() {
-        "confirm" => parse_action("confirm", "", "", &f.rating),
-        "reopen" => Ok(TicketAction::Reopen { reason: if f.reason.trim().is_empty() { "居民反馈未修好 / resident says not fixed".into() } else { f.reason.clone() } }),
-        other => Err(AppError::BadRequest(format!("action: {other:?} must be confirm or reopen"))),
-    };
-    let res = match action {
-        Ok(a) => state.store.transition_ticket(t.id, &a, &Actor(format!("resident:ticket:{}", t.id)), cuncun_store::now_ms()).await.map_err(AppError::from),
-        Err(e) => Err(e),
-    };
+    let res = state.app().resident_answer(&crate::auth::token_hash(&token), &f.action, &f.rating, &f.reason).await.map_err(AppError::from);
     match res {
         Ok(_) => confirm_view(&state, chrome(), &token, true, String::new()).await,
         Err(AppError::BadRequest(m) | AppError::Conflict(m)) => confirm_view(&state, chrome(), &token, false, m).await,
@@ -1296,35 +845,22 @@ struct HouseholdListQuery {
     page: Option<i64>,
 }
 
-/// Households the caller may see (a steward: their villages), masked as the role requires.
-pub async fn households_checked(state: &AppState, c: &Caller, scope: &RegionCode, q: &HouseholdQuery, limit: i64, offset: i64) -> Result<Vec<Household>, AppError> {
-    let a = access(state, c).await?;
-    c.ensure_scope(scope)?;
-    let mut rows = match &a.steward {
-        Some(s) => {
-            let mut all = Vec::new();
-            for v in s.villages.iter().filter(|v| c.in_scope(v) && scope.contains(v)) {
-                all.extend(state.store.households_in(v, q, limit + offset, 0).await?);
-            }
-            all.into_iter().skip(offset as usize).take(limit as usize).collect()
-        }
-        None => state.store.households_in(scope, q, limit, offset).await?,
-    };
-    for h in &mut rows {
-        h.rec.head_name = a.name(&h.rec.head_name);
-        h.rec.phone = a.phone(&h.rec.phone);
-    }
-    Ok(rows)
-}
-
 async fn households_page(State(state): State<AppState>, c: Caller, Query(q): Query<HouseholdListQuery>) -> Result<Response, AppError> {
-    let a = access(&state, &c).await?;
     let page = q.page.unwrap_or(1).max(1);
     let hq = HouseholdQuery { care_only: !q.care.is_empty(), text: q.q.clone() };
-    let mut rows = households_checked(&state, &c, &c.user.region_code, &hq, PAGE_ROWS + 1, (page - 1) * PAGE_ROWS).await?;
-    let has_next = rows.len() as i64 > PAGE_ROWS;
-    rows.truncate(PAGE_ROWS as usize);
-    render(&HouseholdsPage { c: Chrome::of(&c, "/service/households"), rows, care: hq.care_only, q: q.q, page, has_next, operator: a.operator, masked: !a.unmasked })
+    let mut list = state.app().households(&c.principal(&state).await?, None, &hq, PAGE_ROWS + 1, (page - 1) * PAGE_ROWS).await?;
+    let has_next = list.rows.len() as i64 > PAGE_ROWS;
+    list.rows.truncate(PAGE_ROWS as usize);
+    render(&HouseholdsPage {
+        c: Chrome::of(&c, "/service/households"),
+        rows: list.rows,
+        care: hq.care_only,
+        q: q.q,
+        page,
+        has_next,
+        operator: list.operator,
+        masked: list.masked,
+    })
 }
 
 async fn households_template(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
@@ -1332,19 +868,16 @@ async fn households_template(State(state): State<AppState>, c: Caller) -> Result
     Ok(xlsx_response("households-template.xlsx", cuncun_xlsx::households::households_template().map_err(sheet_err)?))
 }
 
-/// Every household in the caller's reach as .xlsx (masked for roles that do not see personal
-/// data); each export is audited with its scope and row count.
-pub async fn households_export_checked(state: &AppState, c: &Caller) -> Result<Vec<u8>, AppError> {
-    let a = access(state, c).await?;
-    let rows = households_checked(state, c, &c.user.region_code, &HouseholdQuery::default(), 1_000_000, 0).await?;
-    let bytes = cuncun_xlsx::households::export_households(rows.iter().map(|h| &h.rec)).map_err(sheet_err)?;
-    let after = serde_json::json!({ "rows": rows.len(), "masked": !a.unmasked }).to_string();
-    state.store.audit(&c.actor(), "household.export", "household", c.user.region_code.short(), "", &after).await?;
-    Ok(bytes)
+/// A workbook writer's failure, as the application reports it.
+fn written(r: Result<Vec<u8>, cuncun_xlsx::SheetError>) -> cuncun_app::Result<Vec<u8>> {
+    r.map_err(|e| cuncun_app::Error::Internal(format!("writing a workbook: {e}")))
 }
 
+/// Every household in the caller's reach as .xlsx (masked for roles that do not see personal
+/// data); the export is audited.
 async fn households_export(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    let bytes = households_export_checked(&state, &c).await?;
+    let write = |rows: &[Household]| written(cuncun_xlsx::households::export_households(rows.iter().map(|h| &h.rec)));
+    let bytes = state.app().export_households(&c.principal(&state).await?, write).await?;
     Ok(xlsx_response(&format!("households-{}.xlsx", c.user.region_code.short()), bytes))
 }
 
@@ -1358,25 +891,14 @@ pub struct RegistryImport {
     pub report: Option<String>,
 }
 
-/// Region checks shared by both imports: loaded and inside the caller's scope.
-async fn region_problem(state: &AppState, c: &Caller, code: &RegionCode, known: &mut HashMap<String, bool>) -> Result<Option<(String, String)>, AppError> {
-    if !c.in_scope(code) {
-        return Ok(Some((format!("区划 {code} 不在您的管辖范围内"), format!("region {code} is outside your region"))));
+/// The parse errors and the application's row problems together, with a downloadable report
+/// when there are any.
+fn finish<T>(state: &AppState, c: &Caller, mut out: cuncun_xlsx::ParseOutcome<T>, checked: cuncun_app::service::ImportChecked, bytes: &[u8]) -> Result<RegistryImport, AppError> {
+    for pr in checked.problems {
+        out.add_error(pr.row, pr.column, (pr.zh, pr.en));
     }
-    let exists = match known.get(code.as_str()) {
-        Some(e) => *e,
-        None => {
-            let e = state.store.region(code).await?.is_some();
-            known.insert(code.as_str().to_string(), e);
-            e
-        }
-    };
-    Ok((!exists).then(|| (format!("区划 {code} 尚未导入"), format!("region {code} is not loaded"))))
-}
-
-fn finish<T>(state: &AppState, c: &Caller, out: &cuncun_xlsx::ParseOutcome<T>, bytes: &[u8]) -> Result<RegistryImport, AppError> {
     let mut r = RegistryImport {
-        imported: 0,
+        imported: checked.imported,
         errors: out.errors.iter().map(|e| (e.row, e.label.clone(), format!("{} / {}", e.message.zh, e.message.en))).collect(),
         report: None,
     };
@@ -1387,36 +909,14 @@ fn finish<T>(state: &AppState, c: &Caller, out: &cuncun_xlsx::ParseOutcome<T>, b
     Ok(r)
 }
 
-fn ensure_operator(c: &Caller) -> Result<(), AppError> {
-    if can_operate_service(c.user.role) { Ok(()) } else { Err(AppError::Forbidden("only the service desk may import the registry".into())) }
-}
-
-/// Validates every row (file, regions, scope, duplicates against the registry), then imports all
-/// rows in one transaction, or nothing when any row is bad unless `valid_rows_only`.
+/// Parses a households sheet; the application checks the rows against the registry and the
+/// caller's scope and imports them (all or nothing unless `valid_rows_only`).
 pub async fn import_households_checked(state: &AppState, c: &Caller, bytes: &[u8], valid_rows_only: bool) -> Result<RegistryImport, AppError> {
-    ensure_operator(c)?;
+    let p = c.principal(state).await?;
     let mut out = cuncun_xlsx::households::parse_households(bytes);
-    let existing: std::collections::HashSet<(String, String, String)> = state.store.household_keys(&c.user.region_code).await?.into_iter().collect();
-    let mut known = HashMap::new();
-    let mut found = Vec::new();
-    for (row, h) in &out.valid {
-        if let Some(m) = region_problem(state, c, &h.village_code, &mut known).await? {
-            found.push((*row, "village_code", m));
-        } else if existing.contains(&(h.village_code.as_str().to_string(), h.head_name.trim().to_string(), h.address.trim().to_string())) {
-            found.push((*row, "head_name", ("已登记(同村、同户主、同住址)".to_string(), "already registered (same village, head and address)".to_string())));
-        }
-    }
-    for (row, col, m) in found {
-        out.add_error(row, col, m);
-    }
-    let mut r = finish(state, c, &out, bytes)?;
-    if out.errors.is_empty() || valid_rows_only {
-        let rows: Vec<HouseholdRecord> = out.valid.into_iter().map(|(_, h)| h).collect();
-        if !rows.is_empty() {
-            r.imported = state.store.import_households(&rows, "xlsx", &c.actor()).await? as usize;
-        }
-    }
-    Ok(r)
+    let rows = std::mem::take(&mut out.valid);
+    let checked = state.app().import_households(&p, rows, out.errors.is_empty(), valid_rows_only).await?;
+    finish(state, c, out, checked, bytes)
 }
 
 async fn read_upload(mut mp: axum::extract::Multipart) -> Result<(String, Vec<u8>, bool), AppError> {
@@ -1460,16 +960,8 @@ struct StewardsPage {
 }
 
 async fn stewards_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    let a = access(&state, &c).await?;
-    let mut rows = Vec::new();
-    for s in state.store.stewards_in(&c.user.region_code).await? {
-        let user = match s.user_id {
-            Some(u) => state.store.user(u).await?.map(|u| u.username).unwrap_or_default(),
-            None => String::new(),
-        };
-        rows.push((s, user));
-    }
-    render(&StewardsPage { c: Chrome::of(&c, "/service/stewards"), rows, operator: a.operator })
+    let list = state.app().stewards(&c.principal(&state).await?).await?;
+    render(&StewardsPage { c: Chrome::of(&c, "/service/stewards"), rows: list.rows, operator: list.operator })
 }
 
 async fn stewards_template(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
@@ -1478,68 +970,27 @@ async fn stewards_template(State(state): State<AppState>, c: Caller) -> Result<R
 }
 
 async fn stewards_export(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    access(&state, &c).await?;
-    let mut rows = Vec::new();
-    for s in state.store.stewards_in(&c.user.region_code).await? {
-        let username = match s.user_id {
-            Some(u) => state.store.user(u).await?.map(|u| u.username).unwrap_or_default(),
-            None => String::new(),
-        };
-        // A steward's name and phone are published to the villages: not masked.
-        rows.push(cuncun_xlsx::households::StewardRow { name: s.name, phone: s.phone, township: s.region_code, villages: s.villages, username });
-    }
-    let bytes = cuncun_xlsx::households::export_stewards(rows.iter()).map_err(sheet_err)?;
-    let after = serde_json::json!({ "rows": rows.len() }).to_string();
-    state.store.audit(&c.actor(), "steward.export", "steward", c.user.region_code.short(), "", &after).await?;
+    let write = |rows: Vec<(Steward, String)>| {
+        let rows: Vec<_> = rows
+            .into_iter()
+            .map(|(s, username)| cuncun_xlsx::households::StewardRow { name: s.name, phone: s.phone, township: s.region_code, villages: s.villages, username })
+            .collect();
+        written(cuncun_xlsx::households::export_stewards(rows.iter()))
+    };
+    let bytes = state.app().export_stewards(&c.principal(&state).await?, write).await?;
     Ok(xlsx_response(&format!("stewards-{}.xlsx", c.user.region_code.short()), bytes))
 }
 
-/// Validates and imports a stewards sheet, all-or-nothing unless `valid_rows_only`.
+/// Parses a stewards sheet; the application checks and imports it as for households.
 pub async fn import_stewards_checked(state: &AppState, c: &Caller, bytes: &[u8], valid_rows_only: bool) -> Result<RegistryImport, AppError> {
-    ensure_operator(c)?;
+    let p = c.principal(state).await?;
     let mut out = cuncun_xlsx::households::parse_stewards(bytes);
-    let existing: std::collections::HashSet<(String, String)> =
-        state.store.stewards_in(&c.user.region_code).await?.into_iter().map(|s| (s.name, s.phone)).collect();
-    let mut known = HashMap::new();
-    let mut found = Vec::new();
-    let mut users: HashMap<u32, i64> = HashMap::new();
-    for (row, s) in &out.valid {
-        if let Some(m) = region_problem(state, c, &s.township, &mut known).await? {
-            found.push((*row, "township_code", m));
-        }
-        for v in &s.villages {
-            if let Some(m) = region_problem(state, c, v, &mut known).await? {
-                found.push((*row, "villages", m));
-            }
-        }
-        if existing.contains(&(s.name.clone(), s.phone.clone())) {
-            found.push((*row, "name", ("已登记(同姓名同手机)".to_string(), "already registered (same name and phone)".to_string())));
-        }
-        if !s.username.is_empty() {
-            match state.store.user_credentials(&s.username).await? {
-                Some((u, _)) if u.role == cuncun_domain::Role::Steward && c.in_scope(&u.region_code) => {
-                    users.insert(*row, u.id);
-                }
-                Some(_) => found.push((*row, "username", (format!("账号 {} 不是本辖区的管家账号", s.username), format!("account {} is not a steward account in your region", s.username)))),
-                None => found.push((*row, "username", (format!("账号 {} 不存在", s.username), format!("account {} does not exist", s.username)))),
-            }
-        }
-    }
-    for (row, col, m) in found {
-        out.add_error(row, col, m);
-    }
-    let mut r = finish(state, c, &out, bytes)?;
-    if out.errors.is_empty() || valid_rows_only {
-        let rows: Vec<StewardRecord> = out
-            .valid
-            .into_iter()
-            .map(|(row, s)| StewardRecord { name: s.name, phone: s.phone, region_code: s.township, user_id: users.get(&row).copied(), villages: s.villages })
-            .collect();
-        if !rows.is_empty() {
-            r.imported = state.store.import_stewards(&rows, "xlsx", &c.actor()).await? as usize;
-        }
-    }
-    Ok(r)
+    let rows = std::mem::take(&mut out.valid)
+        .into_iter()
+        .map(|(row, s)| (row, StewardImport { name: s.name, phone: s.phone, township: s.township, villages: s.villages, username: s.username }))
+        .collect();
+    let checked = state.app().import_stewards(&p, rows, out.errors.is_empty(), valid_rows_only).await?;
+    finish(state, c, out, checked, bytes)
 }
 
 async fn stewards_import(State(state): State<AppState>, c: Caller, mp: axum::extract::Multipart) -> Result<Response, AppError> {
@@ -1558,17 +1009,6 @@ struct LinkForm {
 
 async fn link_user(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<LinkForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    ensure_operator(&c)?;
-    let s = state.store.steward(id).await?.ok_or_else(|| AppError::NotFound(format!("steward {id}")))?;
-    c.ensure_scope(&s.region_code)?;
-    let user = match f.username.trim() {
-        "" => None,
-        name => {
-            let (u, _) = state.store.user_credentials(name).await?.ok_or_else(|| AppError::BadRequest(format!("username: {name:?} does not exist")))?;
-            c.ensure_scope(&u.region_code)?;
-            Some(u.id)
-        }
-    };
-    state.store.set_steward_user(id, user, &c.actor()).await?;
+    state.app().link_steward_user(&c.principal(&state).await?, id, &f.username).await?;
     Ok(Redirect::to("/service/stewards").into_response())
 }
