@@ -14,7 +14,7 @@ use cuncun_domain::indicators::{self, Basis, CheckStatus, Evaluation, Month, Nin
 use cuncun_domain::model::{Hamlet, Region};
 use cuncun_domain::records::report::*;
 use cuncun_domain::records::service::{Ticket, TicketFilter, VisitPlanRow};
-use cuncun_domain::service::{TicketStatus, VISITS_PER_YEAR, can_read_service, mask_name, mask_phone, percent, sees_personal_data};
+use cuncun_domain::service::{TicketStatus, VISITS_PER_YEAR, mask_name, mask_phone, percent};
 use cuncun_domain::time::{day_of, day_start, now_ms, week_of};
 use cuncun_domain::{RegionCode, RegionLevel, Role};
 use cuncun_store::report::{bases, evaluate_all};
@@ -237,20 +237,9 @@ pub struct HamletCoverages {
 impl App {
     /// The reader's view of personal records, after the role check.
     async fn reader(&self, p: &Principal) -> Result<Reader> {
-        let role = access::role(p)
-            .filter(|r| can_read_service(*r))
-            .ok_or_else(|| Error::Forbidden("your role has no access to the service network".into()))?;
-        let villages = match (role, p.user_id()) {
-            (Role::Steward, Some(id)) => Some(
-                self.store
-                    .steward_of_user(id)
-                    .await?
-                    .ok_or_else(|| Error::Forbidden("your account is not linked to a steward record; ask an administrator".into()))?
-                    .villages,
-            ),
-            _ => None,
-        };
-        Ok(Reader { villages, unmasked: sees_personal_data(role) })
+        // The service network's access rule, read once (crate::service).
+        let a = self.service_access(p).await?;
+        Ok(Reader { villages: a.steward.map(|s| s.villages), unmasked: a.unmasked })
     }
 
     /// The reader, region and month of a report request, after the role and scope checks.
