@@ -109,6 +109,12 @@ fn parse_beijing(s: &str) -> Option<i64> {
         .map(cuncun_domain::time::from_local)
 }
 
+/// Whether the principal writes messages at all (the compose button and form); each message is
+/// still decided by the workflow's rules.
+pub fn may_compose(p: &Principal) -> bool {
+    matches!(p.role(), Some(cuncun_domain::Role::Admin | cuncun_domain::Role::Broadcaster | cuncun_domain::Role::DepartmentSender))
+}
+
 impl App {
     /// Records a refusal in the audit log (its own short transaction) and passes it on.
     async fn denied<T>(&self, p: &Principal, what: &str, entity_id: &str, e: Error) -> Result<T> {

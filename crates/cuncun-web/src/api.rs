@@ -296,34 +296,15 @@ struct PageQ {
 }
 
 async fn eb_terminals(State(state): State<AppState>, c: Caller, Query(q): Query<PageQ>) -> Result<Json<Value>, AppError> {
-    let rows = state
-        .store
-        .resources_in(&c.user.region_code, &[], false, q.limit.unwrap_or(500).clamp(1, 10_000), q.offset.unwrap_or(0).max(0))
-        .await?;
+    let p = c.principal(&state).await?;
+    let rows = state.app().terminals(&p, q.limit.unwrap_or(500).clamp(1, 10_000), q.offset.unwrap_or(0).max(0)).await?;
     Ok(Json(json!({ "items": rows })))
 }
 
-#[derive(Deserialize)]
-struct RegisterBody {
-    kind: String,
-    region_code: String,
-    name: String,
-    #[serde(default)]
-    vendor: String,
-    #[serde(default)]
-    model: String,
-    #[serde(default)]
-    install_date: String,
-    lon: Option<f64>,
-    lat: Option<f64>,
-}
-
-async fn eb_register(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJson<RegisterBody>) -> Result<Response, AppError> {
-    let (r, secret) = crate::eb_pages::register_checked(
-        &state, &c, &b.kind, &b.region_code, &b.name, &b.vendor, &b.model, &b.install_date, b.lon, b.lat,
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "resource": r, "secret": secret }))).into_response())
+async fn eb_register(State(state): State<AppState>, c: Caller, ApiJson(b): ApiJson<cuncun_app::terminals::DeviceInput>) -> Result<Response, AppError> {
+    let p = c.principal(&state).await?;
+    let k = state.app().register_device(&p, &b, &crate::eb_pages::keys(&state)).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "resource": k.resource, "secret": k.secret }))).into_response())
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,6 @@
 //! Emergency broadcast pages: terminals with their status, registration, composing, the review
-//! workflow, and each message's live delivery view. Role and region checks as everywhere.
+//! workflow, and each message's live delivery view. Handlers parse, run the application layer's
+//! command (which checks role and region) and render.
 
 use crate::i18n::Lang;
 use crate::pages::{Chrome, render};
@@ -12,9 +13,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use cuncun_app::messages::may_compose;
+use cuncun_app::records::eb::{BroadcastLogRow, Message, NewResource, ResourceWithStatus};
+use cuncun_app::terminals::{DeviceInput, DeviceKeys, RegionRate, may_edit_terminals};
+use cuncun_app::Principal;
 use cuncun_domain::eb::{self, EVENT_TYPES, Ebrid, MessageStatus, RESOURCE_TYPES, ResourceKind};
-use cuncun_domain::{RegionCode, Role};
-use cuncun_store::eb::{Message, NewResource, ResourceWithStatus};
 use serde::Deserialize;
 
 pub fn routes() -> Router<AppState> {
@@ -63,6 +66,28 @@ impl Chrome {
 }
 
 // ---- terminals ----
+// Handlers parse, run the application layer's command for the caller's principal, and render.
+
+/// Device secrets made by the terminal service's crate; every change reaches its credential
+/// cache (when the service runs).
+pub(crate) struct EbKeys(Option<std::sync::Arc<cuncun_eb::EbHandle>>);
+
+impl DeviceKeys for EbKeys {
+    fn new_secret(&self) -> (String, String) {
+        let secret = cuncun_eb::new_secret();
+        let hash = cuncun_eb::hash_secret(&secret);
+        (secret, hash)
+    }
+    fn changed(&self, ebrid: &str, cred: Option<(&str, &str)>) {
+        if let Some(eb) = &self.0 {
+            eb.auth.device_changed(ebrid, cred);
+        }
+    }
+}
+
+pub(crate) fn keys(state: &AppState) -> EbKeys {
+    EbKeys(state.eb.clone())
+}
 
 #[derive(Template)]
 #[template(path = "eb_terminals.html")]
@@ -93,33 +118,20 @@ struct TerminalQuery {
     page: Option<usize>,
 }
 
-/// Offline for more than an hour, or reporting faults.
-fn is_problem(r: &ResourceWithStatus, now: i64) -> bool {
-    !r.faults.is_empty()
-        || r.state == "fault"
-        || (r.online == Some(false) && r.last_seen_ms.is_some_and(|t| now - t > 3_600_000))
-}
-
 async fn terminals_view(
     state: &AppState,
     c: &Caller,
+    p: &Principal,
     problems_only: bool,
     page: usize,
     created: Option<(String, String)>,
     error: String,
 ) -> Result<Response, AppError> {
-    let mut rows = state.store.resources_in(&c.user.region_code, &[], false, 1_000_000, 0).await?;
-    let now = cuncun_store::now_ms();
-    if problems_only {
-        rows.retain(|r| is_problem(r, now));
-    }
-    let online = rows.iter().filter(|r| r.online == Some(true)).count();
-    let offline = rows.iter().filter(|r| r.online == Some(false)).count();
-    let never = rows.iter().filter(|r| r.online.is_none()).count();
-    let total = rows.len();
+    let list = state.app().terminal_list(p, problems_only).await?;
+    let total = list.rows.len();
     let pages = total.div_ceil(PAGE_ROWS).max(1);
     let page = page.clamp(1, pages);
-    let rows: Vec<ResourceWithStatus> = rows.into_iter().skip((page - 1) * PAGE_ROWS).take(PAGE_ROWS).collect();
+    let rows: Vec<ResourceWithStatus> = list.rows.into_iter().skip((page - 1) * PAGE_ROWS).take(PAGE_ROWS).collect();
     render(&TerminalsPage {
         c: Chrome::of(c, "/eb/terminals"),
         rows,
@@ -129,17 +141,18 @@ async fn terminals_view(
         filter: if problems_only { "problems=1&".into() } else { String::new() },
         kinds: RESOURCE_TYPES.iter().map(|r| (r.0, r.1)).collect(),
         problems_only,
-        online,
-        offline,
-        never,
-        can_edit: c.user.role.can_edit_regions(),
+        online: list.online,
+        offline: list.offline,
+        never: list.never,
+        can_edit: may_edit_terminals(p),
         created,
         error,
     })
 }
 
 async fn terminals_page(State(state): State<AppState>, c: Caller, Query(q): Query<TerminalQuery>) -> Result<Response, AppError> {
-    terminals_view(&state, &c, q.problems.is_some(), q.page.unwrap_or(1), None, String::new()).await
+    let p = c.principal(&state).await?;
+    terminals_view(&state, &c, &p, q.problems.is_some(), q.page.unwrap_or(1), None, String::new()).await
 }
 
 #[derive(Deserialize)]
@@ -160,57 +173,6 @@ struct RegisterForm {
     lat: String,
 }
 
-/// Registers a device for a caller allowed to edit the network; returns it with its one-time secret.
-pub async fn register_checked(
-    state: &AppState,
-    c: &Caller,
-    kind: &str,
-    region_code: &str,
-    name: &str,
-    vendor: &str,
-    model: &str,
-    install_date: &str,
-    lon: Option<f64>,
-    lat: Option<f64>,
-) -> Result<(cuncun_store::eb::Resource, String), AppError> {
-    if !c.user.role.can_edit_regions() {
-        return Err(AppError::Forbidden("your role may not register devices".into()));
-    }
-    let kind = ResourceKind::parse(kind).ok_or_else(|| AppError::BadRequest(format!("kind {kind:?} is not a resource kind")))?;
-    let region = RegionCode::parse(region_code).map_err(|e| AppError::BadRequest(format!("region_code: {e}")))?;
-    c.ensure_scope(&region)?;
-    state.store.region(&region).await?.ok_or_else(|| AppError::BadRequest(format!("region {region} is not loaded")))?;
-    if name.trim().is_empty() {
-        return Err(AppError::BadRequest("name: required".into()));
-    }
-    if lon.is_some_and(|v| !(-180.0..=180.0).contains(&v)) || lat.is_some_and(|v| !(-90.0..=90.0).contains(&v)) {
-        return Err(AppError::BadRequest("lon/lat out of range".into()));
-    }
-    let secret = cuncun_eb::new_secret();
-    let r = state
-        .store
-        .add_resource(
-            &NewResource {
-                kind,
-                region_code: region,
-                name: name.into(),
-                vendor: vendor.into(),
-                model: model.into(),
-                lon,
-                lat,
-                install_date: install_date.into(),
-                ebrid: None,
-                secret_hash: cuncun_eb::hash_secret(&secret),
-            },
-            &c.actor(),
-        )
-        .await?;
-    if let Some(eb) = &state.eb {
-        eb.auth.device_changed(&r.ebrid, Some((&cuncun_eb::hash_secret(&secret), r.region_code.as_str())));
-    }
-    Ok((r, secret))
-}
-
 fn opt_f64(s: &str, field: &str) -> Result<Option<f64>, AppError> {
     if s.trim().is_empty() {
         return Ok(None);
@@ -220,15 +182,24 @@ fn opt_f64(s: &str, field: &str) -> Result<Option<f64>, AppError> {
 
 async fn register(State(state): State<AppState>, c: Caller, Form(f): Form<RegisterForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
+    let p = c.principal(&state).await?;
     let res = async {
-        let lon = opt_f64(&f.lon, "lon")?;
-        let lat = opt_f64(&f.lat, "lat")?;
-        register_checked(&state, &c, &f.kind, &f.region_code, &f.name, &f.vendor, &f.model, &f.install_date, lon, lat).await
+        let d = DeviceInput {
+            kind: f.kind,
+            region_code: f.region_code,
+            name: f.name,
+            vendor: f.vendor,
+            model: f.model,
+            install_date: f.install_date,
+            lon: opt_f64(&f.lon, "lon")?,
+            lat: opt_f64(&f.lat, "lat")?,
+        };
+        Ok::<_, AppError>(state.app().register_device(&p, &d, &keys(&state)).await?)
     }
     .await;
     match res {
-        Ok((r, secret)) => terminals_view(&state, &c, false, 1, Some((r.ebrid, secret)), String::new()).await,
-        Err(AppError::BadRequest(m) | AppError::Conflict(m)) => terminals_view(&state, &c, false, 1, None, m).await,
+        Ok(k) => terminals_view(&state, &c, &p, false, 1, Some((k.resource.ebrid, k.secret)), String::new()).await,
+        Err(AppError::BadRequest(m) | AppError::Conflict(m)) => terminals_view(&state, &c, &p, false, 1, None, m).await,
         Err(e) => Err(e),
     }
 }
@@ -238,35 +209,18 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn editable_resource(state: &AppState, c: &Caller, id: i64) -> Result<cuncun_store::eb::Resource, AppError> {
-    if !c.user.role.can_edit_regions() {
-        return Err(AppError::Forbidden("your role may not change devices".into()));
-    }
-    let r = state.store.resource(id).await?.ok_or_else(|| AppError::NotFound(format!("resource {id}")))?;
-    c.ensure_scope(&r.region_code)?;
-    Ok(r)
-}
-
 async fn retire(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    let r = editable_resource(&state, &c, id).await?;
-    state.store.retire_resource(id, &c.actor()).await?;
-    if let Some(eb) = &state.eb {
-        eb.auth.device_changed(&r.ebrid, None);
-    }
+    let p = c.principal(&state).await?;
+    state.app().retire_device(&p, id, &keys(&state)).await?;
     Ok(Redirect::to("/eb/terminals").into_response())
 }
 
 async fn reset_secret(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
-    let r = editable_resource(&state, &c, id).await?;
-    let secret = cuncun_eb::new_secret();
-    let hash = cuncun_eb::hash_secret(&secret);
-    state.store.set_secret_hashes(&[(r.ebrid.clone(), hash.clone())], &c.actor()).await?;
-    if let Some(eb) = &state.eb {
-        eb.auth.device_changed(&r.ebrid, Some((&hash, r.region_code.as_str())));
-    }
-    terminals_view(&state, &c, false, 1, Some((r.ebrid, secret)), String::new()).await
+    let p = c.principal(&state).await?;
+    let k = state.app().reset_device_secret(&p, id, &keys(&state)).await?;
+    terminals_view(&state, &c, &p, false, 1, Some((k.resource.ebrid, k.secret)), String::new()).await
 }
 
 #[derive(Template)]
@@ -275,25 +229,17 @@ struct TerminalPage {
     c: Chrome,
     r: ResourceWithStatus,
     connections: Vec<(i64, Option<i64>)>,
-    logs: Vec<cuncun_store::eb::BroadcastLogRow>,
+    logs: Vec<BroadcastLogRow>,
     /// The village the device stands in, where its hamlet is assigned (/report/hamlets).
     village: Option<String>,
 }
 
 async fn terminal_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
-    let res = state.store.resource(id).await?.ok_or_else(|| AppError::NotFound(format!("resource {id}")))?;
-    c.ensure_scope(&res.region_code)?;
-    let r = state
-        .store
-        .resources_in(&res.region_code, &[res.kind], true, 100_000, 0)
-        .await?
-        .into_iter()
-        .find(|x| x.resource.id == id)
-        .ok_or_else(|| AppError::NotFound(format!("resource {id}")))?;
-    let connections = state.store.connections(id, 100).await?;
-    let logs = state.store.broadcast_logs(id, 100).await?;
-    let village = (res.region_code.level() == cuncun_domain::RegionLevel::Village).then(|| res.region_code.short().to_string());
-    render(&TerminalPage { c: Chrome::of(&c, &format!("/eb/terminals/{id}")), r, connections, logs, village })
+    let p = c.principal(&state).await?;
+    let v = state.app().terminal(&p, id).await?;
+    let code = &v.status.resource.region_code;
+    let village = (code.level() == cuncun_domain::RegionLevel::Village).then(|| code.short().to_string());
+    render(&TerminalPage { c: Chrome::of(&c, &format!("/eb/terminals/{id}")), r: v.status, connections: v.connections, logs: v.logs, village })
 }
 
 // ---- Excel import and export ----
@@ -320,7 +266,7 @@ async fn template_xlsx(_c: Caller) -> Result<Response, AppError> {
 }
 
 async fn export_xlsx(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    let rows = state.store.resources_in(&c.user.region_code, &[], false, 1_000_000, 0).await?;
+    let rows = state.app().export_terminals(&c.principal(&state).await?).await?;
     let conv: Vec<(cuncun_xlsx::resources::ResourceRow, String)> = rows
         .iter()
         .map(|r| {
@@ -346,7 +292,6 @@ async fn export_xlsx(State(state): State<AppState>, c: Caller) -> Result<Respons
         })
         .collect();
     let bytes = cuncun_xlsx::resources::export_resources(conv.iter().map(|(r, s)| (r, s.as_str()))).map_err(sheet_err)?;
-    state.store.audit(&c.actor(), "resource.export", "eb_resource", c.user.region_code.short(), "", &format!("{{\"rows\":{}}}", conv.len())).await?;
     Ok(xlsx_response(&format!("terminals-{}.xlsx", c.user.region_code.short()), bytes))
 }
 
@@ -363,56 +308,16 @@ pub struct ImportResult {
     pub created: Vec<(String, String)>,
 }
 
-/// Validates every row, checks regions, scope and existing codes, then imports all rows in one
-/// transaction, or nothing when any row is bad unless `valid_rows_only` was chosen explicitly.
+/// Reads the sheet and runs the import for the caller (see `App::import_devices`); the error
+/// report and the new devices' secrets become one-time downloads.
 pub async fn import_checked(state: &AppState, c: &Caller, bytes: &[u8], valid_rows_only: bool) -> Result<ImportResult, AppError> {
-    if !c.user.role.can_edit_regions() {
-        return Err(AppError::Forbidden("your role may not register devices".into()));
-    }
+    let p = c.principal(state).await?;
     let mut out = cuncun_xlsx::resources::parse_resources(bytes);
-    let mut checks = Vec::new();
-    for (row, r) in &out.valid {
-        let mut errs = Vec::new();
-        if !c.in_scope(&r.region_code) {
-            errs.push(("region_code", format!("区划 {} 不在您的管辖范围内", r.region_code), format!("region {} is outside your region", r.region_code)));
-        } else if state.store.region(&r.region_code).await?.is_none() {
-            errs.push(("region_code", format!("区划 {} 尚未导入", r.region_code), format!("region {} is not loaded", r.region_code)));
-        }
-        if let Some(e) = &r.ebrid {
-            if state.store.resource_by_ebrid(e.as_str()).await?.is_some() {
-                errs.push(("resource_code", format!("资源编码 {e} 已登记"), format!("resource code {e} is already registered")));
-            }
-        }
-        checks.push((*row, errs));
-    }
-    for (row, errs) in checks {
-        for (col, zh, en) in errs {
-            out.add_error(row, col, (zh, en));
-        }
-    }
-    let mut result = ImportResult {
-        imported: 0,
-        errors: out.errors.iter().map(|e| (e.row, e.label.clone(), format!("{} / {}", e.message.zh, e.message.en))).collect(),
-        report: None,
-        secrets: None,
-        created: Vec::new(),
-    };
-    if !out.errors.is_empty() {
-        let report = out.error_report(Some(bytes)).map_err(sheet_err)?;
-        result.report = Some(state.downloads.put(c.user.id, "import-errors.xlsx".into(), XLSX, report));
-        if !valid_rows_only {
-            return Ok(result);
-        }
-    }
-    let mut secrets = Vec::new();
-    let rows: Vec<NewResource> = out
+    let rows: Vec<(u32, NewResource)> = out
         .valid
         .iter()
-        .map(|(_, r)| {
-            let secret = cuncun_eb::new_secret();
-            let hash = cuncun_eb::hash_secret(&secret);
-            secrets.push(secret);
-            NewResource {
+        .map(|(row, r)| {
+            let nr = NewResource {
                 kind: r.kind,
                 region_code: r.region_code.clone(),
                 name: r.name.clone(),
@@ -422,28 +327,33 @@ pub async fn import_checked(state: &AppState, c: &Caller, bytes: &[u8], valid_ro
                 lat: r.lat,
                 install_date: r.install_date.clone(),
                 ebrid: r.ebrid.clone(),
-                secret_hash: hash,
-            }
+                secret_hash: String::new(),
+            };
+            (*row, nr)
         })
         .collect();
-    if rows.is_empty() {
-        return Ok(result);
+    let done = state.app().import_devices(&p, &rows, !out.errors.is_empty(), valid_rows_only, &keys(state)).await?;
+    for x in done.problems {
+        out.add_error(x.row, x.column, (x.zh, x.en));
     }
-    let codes = state.store.insert_resources(&rows, &c.actor()).await?;
-    let mut csv = String::from("\u{feff}resource_code,name,region_code,secret\n");
-    let mut pairs = Vec::new();
-    for ((r, secret), code) in rows.iter().zip(&secrets).zip(&codes) {
-        csv.push_str(&format!("{code},\"{}\",{},{secret}\n", r.name.replace('"', "\"\""), r.region_code));
-        pairs.push((code.clone(), r.secret_hash.clone(), r.region_code.as_str().to_string()));
-        result.created.push((code.clone(), secret.clone()));
+    let mut result = ImportResult {
+        imported: done.created.len(),
+        errors: out.errors.iter().map(|e| (e.row, e.label.clone(), format!("{} / {}", e.message.zh, e.message.en))).collect(),
+        report: None,
+        secrets: None,
+        created: done.created.iter().map(|d| (d.ebrid.clone(), d.secret.clone())).collect(),
+    };
+    if !out.errors.is_empty() {
+        let report = out.error_report(Some(bytes)).map_err(sheet_err)?;
+        result.report = Some(state.downloads.put(c.user.id, "import-errors.xlsx".into(), XLSX, report));
     }
-    if let Some(eb) = &state.eb {
-        for (e, h, reg) in &pairs {
-            eb.auth.device_changed(e, Some((h, reg)));
+    if !done.created.is_empty() {
+        let mut csv = String::from("\u{feff}resource_code,name,region_code,secret\n");
+        for d in &done.created {
+            csv.push_str(&format!("{},\"{}\",{},{}\n", d.ebrid, d.name.replace('"', "\"\""), d.region_code, d.secret));
         }
+        result.secrets = Some(state.downloads.put(c.user.id, "device-secrets.csv".into(), "text/csv; charset=utf-8", csv.into_bytes()));
     }
-    result.imported = rows.len();
-    result.secrets = Some(state.downloads.put(c.user.id, "device-secrets.csv".into(), "text/csv; charset=utf-8", csv.into_bytes()));
     Ok(result)
 }
 
@@ -499,14 +409,10 @@ struct MessagesPage {
     can_compose: bool,
 }
 
-fn can_compose(role: Role) -> bool {
-    matches!(role, Role::Admin | Role::Broadcaster | Role::DepartmentSender)
-}
-
 async fn messages_page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
     let p = c.principal(&state).await?;
     let messages = state.app().messages(&p, 500).await?;
-    render(&MessagesPage { c: Chrome::of(&c, "/eb/messages"), messages, can_compose: can_compose(c.user.role) })
+    render(&MessagesPage { c: Chrome::of(&c, "/eb/messages"), messages, can_compose: may_compose(&p) })
 }
 
 #[derive(Template)]
@@ -596,12 +502,12 @@ struct ComposeQuery {
 }
 
 async fn compose_page(State(state): State<AppState>, c: Caller, Query(q): Query<ComposeQuery>) -> Result<Response, AppError> {
-    if !can_compose(c.user.role) {
+    let p = c.principal(&state).await?;
+    if !may_compose(&p) {
         return Err(AppError::Forbidden("your role may not compose messages".into()));
     }
     let f = match q.update {
         Some(id) => {
-            let p = c.principal(&state).await?;
             ComposeForm::of(&state.app().visible_message(&p, id).await?, true)
         }
         None => ComposeForm {
@@ -791,9 +697,6 @@ async fn live_js() -> impl IntoResponse {
 
 // ---- online rate ----
 
-/// Connection gaps shorter than this count as online (docs/INDICATORS.md).
-pub const ONLINE_GRACE_MS: i64 = 60_000;
-
 pub struct RateRow {
     pub code: String,
     pub name: String,
@@ -817,57 +720,23 @@ struct DayQuery {
     day: Option<String>,
 }
 
-/// [start, end) in UTC ms of a Beijing calendar day "YYYY-MM-DD".
-pub fn beijing_day_bounds(day: &str) -> Result<(i64, i64), AppError> {
-    cuncun_domain::time::day_bounds(day).map_err(|_| AppError::BadRequest(format!("day {day:?}: expected YYYY-MM-DD")))
-}
-
 fn pct(v: Option<f64>) -> String {
     v.map(|r| format!("{r:.2}%")).unwrap_or_else(|| "—".into())
 }
 
+fn rate_rows(rates: Vec<RegionRate>) -> Vec<RateRow> {
+    rates.into_iter().map(|r| RateRow { code: r.code, name: r.name, terminals: r.terminals, rate: pct(r.rate) }).collect()
+}
+
 async fn online_page(State(state): State<AppState>, c: Caller, Query(q): Query<DayQuery>) -> Result<Response, AppError> {
-    let now = cuncun_store::now_ms();
-    let today = cuncun_domain::time::today(now);
-    let day = q.day.filter(|d| !d.is_empty()).unwrap_or(today);
-    let (start, end) = beijing_day_bounds(&day)?;
-    let scope = c.user.region_code.clone();
-    let history = state.store.online_history(&scope, start, end).await?;
-    let children = state.store.children(&scope).await?;
-    let mut per_child: Vec<(i64, i64, usize)> = vec![(0, 0, 0); children.len()];
-    let (mut on_all, mut exp_all) = (0i64, 0i64);
-    let mut worst = Vec::new();
-    for h in &history {
-        let (on, exp) = cuncun_domain::online::terminal_day(&h.intervals, h.created_ms, h.retired_ms, start, end, now, ONLINE_GRACE_MS);
-        on_all += on;
-        exp_all += exp;
-        if let Some(i) = children.iter().position(|ch| h.region_code.starts_with(ch.region.code.short())) {
-            per_child[i].0 += on;
-            per_child[i].1 += exp;
-            per_child[i].2 += 1;
-        }
-        let r = cuncun_domain::online::rate(on, exp);
-        if r.is_some_and(|r| r < 90.0) {
-            worst.push((r.unwrap_or(0.0), RateRow { code: h.ebrid.clone(), name: h.name.clone(), terminals: 1, rate: pct(r) }));
-        }
-    }
-    worst.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let rows = children
-        .iter()
-        .zip(per_child)
-        .map(|(ch, (on, exp, n))| RateRow {
-            code: ch.region.code.short().to_string(),
-            name: ch.region.name.clone(),
-            terminals: n,
-            rate: pct(cuncun_domain::online::rate(on, exp)),
-        })
-        .collect();
+    let p = c.principal(&state).await?;
+    let d = state.app().online_day(&p, q.day.as_deref()).await?;
     render(&OnlinePage {
         c: Chrome::of(&c, "/eb/online"),
-        day,
-        overall: pct(cuncun_domain::online::rate(on_all, exp_all)),
-        terminals: history.len(),
-        rows,
-        worst: worst.into_iter().take(200).map(|w| w.1).collect(),
+        day: d.day,
+        overall: pct(d.overall),
+        terminals: d.terminals,
+        rows: rate_rows(d.children),
+        worst: rate_rows(d.worst),
     })
 }

@@ -8,8 +8,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use cuncun_domain::Role;
-use cuncun_store::interchange::{EbdInRow, EbdOutRow};
+use cuncun_app::records::interchange::{EbdInRow, EbdOutRow};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/eb/interchange", get(page))
@@ -38,11 +37,9 @@ struct Page {
 }
 
 async fn page(State(state): State<AppState>, c: Caller) -> Result<Response, AppError> {
-    if !matches!(c.user.role, Role::Admin | Role::Broadcaster | Role::Reviewer) {
-        return Err(AppError::Forbidden("the interchange page is for administrators, broadcasters and reviewers".into()));
-    }
+    let v = state.app().interchange_view(&c.principal(&state).await?, 100).await?;
     let chrome = Chrome::of(&c, "/eb/interchange");
-    let states = state.store.peer_states().await?;
+    let states = v.peers;
     let (enabled, own, peers) = match &state.interchange {
         Some(ix) => {
             let cfg = ix.config();
@@ -67,12 +64,5 @@ async fn page(State(state): State<AppState>, c: Caller) -> Result<Response, AppE
         }
         None => (false, String::new(), Vec::new()),
     };
-    render(&Page {
-        c: chrome,
-        enabled,
-        own,
-        peers,
-        inbox: state.store.ebd_inbox_recent(100).await?,
-        outbox: state.store.ebd_outbox_recent(100).await?,
-    })
+    render(&Page { c: chrome, enabled, own, peers, inbox: v.inbox, outbox: v.outbox })
 }

@@ -109,6 +109,45 @@ async fn devices_register_with_a_code_and_a_one_time_secret() {
 }
 
 #[tokio::test]
+async fn terminal_pages_rekey_retire_and_show_the_online_day() {
+    for app in apps().await {
+        let a = app.token("t2cast").await;
+        let (_, body) = app
+            .send(&a, "POST", "/api/v1/eb/terminals", json!({"kind": "outdoor_loudspeaker", "region_code": "500236100201", "name": "白帝村2号大喇叭"}))
+            .await;
+        let (id, ebrid, secret) = (body["resource"]["id"].as_i64().unwrap(), body["resource"]["ebrid"].as_str().unwrap().to_string(), body["secret"].clone());
+        let (b, csrf) = app.browser("t2cast").await;
+        let get = |path: String| {
+            let b = b.clone();
+            async move {
+                let r = b.get(path).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let (st, page) = get(format!("{}/eb/terminals/{id}", app.url)).await;
+        assert_eq!(st, 200);
+        assert!(page.contains(&ebrid));
+        assert_eq!(get(format!("{}/eb/terminals?problems=1", app.url)).await.0, 200);
+        assert_eq!(get(format!("{}/eb/online", app.url)).await.0, 200);
+        assert_eq!(get(format!("{}/eb/online?day=yesterday", app.url)).await.0, 400);
+        // Another township's viewer neither reads nor changes the device.
+        let (v, vcsrf) = app.browser("t1view").await;
+        assert_eq!(v.get(format!("{}/eb/terminals/{id}", app.url)).send().await.unwrap().status(), 403);
+        let r = v.post(format!("{}/eb/terminals/{id}/retire", app.url)).form(&[("csrf", vcsrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        // A new secret is shown once and differs from the first.
+        let r = b.post(format!("{}/eb/terminals/{id}/secret", app.url)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let page = r.text().await.unwrap();
+        assert!(page.contains(&ebrid) && !page.contains(secret.as_str().unwrap()));
+        let r = b.post(format!("{}/eb/terminals/{id}/retire", app.url)).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let (_, list) = app.get(&a, "/api/v1/eb/terminals").await;
+        assert!(list["items"].as_array().unwrap().is_empty(), "retired devices leave the list");
+    }
+}
+
+#[tokio::test]
 async fn an_approved_update_replaces_the_original() {
     for app in apps().await {
         let s = app.token("sender").await;
