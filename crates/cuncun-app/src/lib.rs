@@ -58,13 +58,6 @@ impl App {
         App { store, settings, platform_region: None, media: None, waker: None }
     }
 
-    /// The storage under this application, for the web crate while its handlers move behind
-    /// commands. Goes away when the last one has moved.
-    #[doc(hidden)]
-    pub fn raw_store(&self) -> Arc<dyn Store> {
-        self.store.clone()
-    }
-
     pub(crate) fn wake(&self) {
         if let Some(w) = &self.waker {
             w();

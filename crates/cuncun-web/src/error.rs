@@ -3,7 +3,6 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cuncun_store::StoreError;
 
 #[derive(Debug, Clone)]
 pub enum AppError {
@@ -62,9 +61,6 @@ impl AppError {
             | AppError::TooManyRequests(m) => m.clone(),
         }
     }
-    pub fn forbidden_scope(code: &cuncun_domain::RegionCode) -> AppError {
-        AppError::Forbidden(format!("region {code} is outside your region"))
-    }
 }
 
 impl From<cuncun_app::Error> for AppError {
@@ -77,19 +73,6 @@ impl From<cuncun_app::Error> for AppError {
             E::Conflict(m) => AppError::Conflict(m),
             E::Unavailable(m) => AppError::Unavailable(m),
             E::Internal(m) => AppError::Internal(m),
-        }
-    }
-}
-
-impl From<StoreError> for AppError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(m) => AppError::NotFound(m),
-            StoreError::Conflict(m) => AppError::Conflict(m),
-            StoreError::Invalid(m) => AppError::BadRequest(m),
-            StoreError::Unavailable(m) => AppError::Unavailable(m),
-            StoreError::Denied(d) => cuncun_app::Error::from(d).into(),
-            other => AppError::Internal(other.to_string()),
         }
     }
 }

@@ -17,7 +17,6 @@ pub mod service_pages;
 pub mod session;
 
 use axum::Router;
-use cuncun_store::Store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +56,6 @@ impl Default for WebOptions {
 pub struct AppState {
     /// The application layer with its storage; [`AppState::app`] adds this state's settings.
     base: cuncun_app::App,
-    pub store: Arc<dyn Store>,
     pub opts: Arc<WebOptions>,
     pub limiter: Arc<auth::LoginLimiter>,
     pub metrics: Arc<metrics::Metrics>,
@@ -121,12 +119,10 @@ pub struct Media {
 
 impl AppState {
     pub fn new(base: cuncun_app::App, opts: WebOptions) -> Self {
-        let store = base.raw_store();
         let limiter = auth::LoginLimiter::new(opts.login_window, opts.login_per_user, opts.login_per_client);
         let jobs = Arc::new(cuncun_app::jobs::Supervisor::default());
         AppState {
             base,
-            store,
             opts: Arc::new(opts),
             limiter: Arc::new(limiter),
             metrics: Arc::new(metrics::Metrics::with_jobs(jobs.clone())),

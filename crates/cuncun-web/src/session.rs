@@ -9,8 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use cuncun_domain::model::User;
-use cuncun_domain::RegionCode;
-use cuncun_app::records::{Actor, SessionRow};
+use cuncun_app::records::SessionRow;
 
 pub fn lang_of(headers: &HeaderMap, query: Option<&str>) -> Lang {
     if let Some(q) = query {
@@ -40,23 +39,6 @@ impl Caller {
     pub async fn principal(&self, state: &crate::AppState) -> Result<cuncun_app::Principal, AppError> {
         let via = if self.bearer { cuncun_app::Via::Api } else { cuncun_app::Via::Page };
         Ok(state.app().principal_of(&self.user, via).await?)
-    }
-    pub fn actor(&self) -> Actor {
-        if self.bearer { Actor::api(&self.user) } else { Actor::user(&self.user) }
-    }
-    /// The caller's region contains `code`.
-    pub fn in_scope(&self, code: &RegionCode) -> bool {
-        self.user.region_code.contains(code)
-    }
-    pub fn ensure_scope(&self, code: &RegionCode) -> Result<(), AppError> {
-        if self.in_scope(code) { Ok(()) } else { Err(AppError::forbidden_scope(code)) }
-    }
-    pub fn ensure_admin(&self) -> Result<(), AppError> {
-        if self.user.role.can_manage_users() {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("only an administrator may do this".into()))
-        }
     }
     /// Form submissions must carry the session's CSRF token.
     pub fn check_csrf(&self, submitted: &str) -> Result<(), AppError> {

@@ -334,8 +334,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let app = cuncun_web::bind("web.listen", &cfg.web.listen).await?;
     let ops = cuncun_web::bind("web.ops_listen", &cfg.web.ops_listen).await?;
-    let mut state = cuncun_web::AppState::new(cuncun_app::App::new(store, Default::default()), cfg.web_options());
-    let (eb, bus_addr) = start_eb(cfg, state.store.clone(), app.local_addr()?, &state.jobs).await?;
+    let mut state = cuncun_web::AppState::new(cuncun_app::App::new(store.clone(), Default::default()), cfg.web_options());
+    let (eb, bus_addr) = start_eb(cfg, store.clone(), app.local_addr()?, &state.jobs).await?;
     let url = format!("http://{}", app.local_addr()?);
     let ops_url = format!("http://{}", ops.local_addr()?);
     println!("cuncun is serving at {url}  (health and metrics: {ops_url}/healthz {ops_url}/metrics)");
@@ -367,7 +367,7 @@ pub async fn serve(
         None => None,
     };
     if cfg.interchange.enabled {
-        state.interchange = Some(start_interchange(cfg, state.store.clone(), eb.clone(), &state.jobs)?);
+        state.interchange = Some(start_interchange(cfg, store.clone(), eb.clone(), &state.jobs)?);
     }
     state.eb = Some(eb);
     if !cfg.cap.signing_key.is_empty() {
