@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cap_feed;
 pub mod cap_pages;
 pub mod eb_pages;
 pub mod error;

@@ -357,6 +357,7 @@ async fn the_feed_poller_imports_each_entry_once() {
         // A department's feed: one entry linking to its CAP document, one with the alert inline.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
         let inline = fixture("cn_rainstorm_orange.xml");
         let inline = inline[inline.find("<cap:alert").unwrap()..].to_string();
         let atom = format!(
@@ -367,12 +368,22 @@ async fn the_feed_poller_imports_each_entry_once() {
         let typhoon = fixture("multilang_typhoon.xml");
         let server = axum::Router::new()
             .route("/feed.atom", axum::routing::get(move || async move { atom }))
-            .route("/typhoon.xml", axum::routing::get(move || async move { typhoon }));
+            .route("/typhoon.xml", axum::routing::get(move || async move { typhoon }))
+            // Same server, another host name: a feed may not send the poller elsewhere.
+            .route("/moved.atom", axum::routing::get(move || async move { axum::response::Redirect::temporary(&format!("http://localhost:{port}/feed.atom")) }))
+            // A body without end: reading stops at the limit.
+            .route(
+                "/endless.atom",
+                axum::routing::get(|| async {
+                    let chunk = axum::body::Bytes::from(vec![b' '; 1 << 20]);
+                    axum::body::Body::from_stream(futures::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone())))
+                }),
+            );
         tokio::spawn(async move { axum::serve(listener, server).await });
 
         let state = cuncun_web::AppState::new(cuncun_app::App::new(app.store.clone(), Default::default()), cuncun_web::WebOptions::default());
         let source = cuncun_web::cap_pages::FeedSource { url: format!("{base}/feed.atom"), department: "sender".into() };
-        let http = reqwest::Client::new();
+        let http = cuncun_web::cap_feed::client();
         let mut seen = Default::default();
         let n = cuncun_web::cap_pages::poll_feed(&state, &http, &source, &mut seen).await.unwrap();
         assert_eq!(n, 2);
@@ -387,6 +398,12 @@ async fn the_feed_poller_imports_each_entry_once() {
         let bad = cuncun_web::cap_pages::FeedSource { url: format!("{base}/feed.atom"), department: "nobody".into() };
         let e = cuncun_web::cap_pages::poll_feed(&state, &http, &bad, &mut fresh).await.unwrap_err();
         assert!(e.contains("nobody"), "{e}");
+        let moved = cuncun_web::cap_pages::FeedSource { url: format!("{base}/moved.atom"), department: "sender".into() };
+        let e = cuncun_web::cap_pages::poll_feed(&state, &http, &moved, &mut fresh).await.unwrap_err();
+        assert!(e.contains("redirect") || e.contains("another host"), "{e}");
+        let endless = cuncun_web::cap_pages::FeedSource { url: format!("{base}/endless.atom"), department: "sender".into() };
+        let e = cuncun_web::cap_pages::poll_feed(&state, &http, &endless, &mut fresh).await.unwrap_err();
+        assert!(e.contains("larger than"), "{e}");
     }
 }
 
