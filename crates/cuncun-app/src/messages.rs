@@ -41,11 +41,60 @@ pub struct ComposeInput {
     pub valid_minutes: String,
     #[serde(default)]
     pub repeat: String,
-    #[serde(default)]
+    /// A JSON boolean, or a form checkbox (present only when ticked: "1", "on", "true").
+    #[serde(default, deserialize_with = "checkbox")]
     pub drill: bool,
     /// EBMID of the message this one replaces once approved.
     #[serde(default)]
     pub updates: String,
+}
+
+fn checkbox<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum B {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(match <B as serde::Deserialize>::deserialize(d)? {
+        B::Bool(b) => b,
+        B::Text(t) => matches!(t.trim(), "1" | "on" | "true" | "yes"),
+    })
+}
+
+impl ComposeInput {
+    /// A new warning's defaults for an author in `region`: their whole region, two hours,
+    /// three plays, orange rainstorm (the commonest county warning).
+    pub fn new_for(region: &RegionCode) -> ComposeInput {
+        ComposeInput {
+            priority: "emergency".into(),
+            event_type: "11B03".into(),
+            severity: "2".into(),
+            areas: region.short().to_string(),
+            valid_minutes: "120".into(),
+            repeat: "3".into(),
+            ..Default::default()
+        }
+    }
+
+    /// The input a message was made from: to edit a draft, or (with `updates`) to write its
+    /// update. The start is left to approval.
+    pub fn of(m: &Message, updates: bool) -> ComposeInput {
+        ComposeInput {
+            priority: m.priority.clone(),
+            event_type: m.event_type.clone(),
+            severity: m.severity.to_string(),
+            title: m.title.clone(),
+            text: m.body.clone(),
+            areas: m.areas.iter().map(|a| a.short()).collect::<Vec<_>>().join(","),
+            terminals: String::new(),
+            start: String::new(),
+            valid_minutes: ((m.end_ms - m.start_ms) / 60_000).max(1).to_string(),
+            repeat: m.repeat_count.to_string(),
+            drill: m.drill,
+            updates: if updates { m.ebmid.clone() } else { m.related_ebmid.clone().unwrap_or_default() },
+        }
+    }
 }
 
 /// A workflow action on an existing message.

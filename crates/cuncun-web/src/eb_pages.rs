@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use cuncun_app::messages::may_compose;
+use cuncun_app::messages::{ComposeInput, may_compose};
 use cuncun_app::records::eb::{BroadcastLogRow, Message, NewResource, ResourceWithStatus};
 use cuncun_app::terminals::{DeviceInput, DeviceKeys, RegionRate, may_edit_terminals};
 use cuncun_app::Principal;
@@ -421,78 +421,18 @@ struct ComposePage {
     c: Chrome,
     events: Vec<(&'static str, &'static str, &'static str)>,
     error: String,
-    f: ComposeForm,
+    f: ComposeInput,
     /// Editing this draft (its id) rather than composing a new message.
     editing: Option<i64>,
 }
 
-/// The compose form: the application layer's input plus the CSRF token. A checkbox is present
-/// only when ticked, so `drill` is a string here.
+/// The compose form: the application layer's input plus the CSRF token.
 #[derive(Deserialize, Default, Clone)]
 pub struct ComposeForm {
     #[serde(default)]
     pub csrf: String,
-    #[serde(default)]
-    pub priority: String,
-    #[serde(default)]
-    pub event_type: String,
-    #[serde(default)]
-    pub severity: String,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub text: String,
-    #[serde(default)]
-    pub areas: String,
-    #[serde(default)]
-    pub terminals: String,
-    #[serde(default)]
-    pub start: String,
-    #[serde(default)]
-    pub valid_minutes: String,
-    #[serde(default)]
-    pub repeat: String,
-    #[serde(default)]
-    pub drill: Option<String>,
-    /// EBMID of the message this one updates (it replaces the original once approved).
-    #[serde(default)]
-    pub updates: String,
-}
-
-impl ComposeForm {
-    fn input(&self) -> cuncun_app::messages::ComposeInput {
-        cuncun_app::messages::ComposeInput {
-            priority: self.priority.clone(),
-            event_type: self.event_type.clone(),
-            severity: self.severity.clone(),
-            title: self.title.clone(),
-            text: self.text.clone(),
-            areas: self.areas.clone(),
-            terminals: self.terminals.clone(),
-            start: self.start.clone(),
-            valid_minutes: self.valid_minutes.clone(),
-            repeat: self.repeat.clone(),
-            drill: self.drill.is_some(),
-            updates: self.updates.clone(),
-        }
-    }
-    /// A form pre-filled from a message: to edit a draft, or (with `updates`) to update it.
-    fn of(m: &Message, updates: bool) -> ComposeForm {
-        ComposeForm {
-            priority: m.priority.clone(),
-            event_type: m.event_type.clone(),
-            severity: m.severity.to_string(),
-            title: m.title.clone(),
-            text: m.body.clone(),
-            areas: m.areas.iter().map(|a| a.short()).collect::<Vec<_>>().join(","),
-            start: String::new(),
-            valid_minutes: ((m.end_ms - m.start_ms) / 60_000).max(1).to_string(),
-            repeat: m.repeat_count.to_string(),
-            drill: m.drill.then(|| "1".into()),
-            updates: if updates { m.ebmid.clone() } else { m.related_ebmid.clone().unwrap_or_default() },
-            ..Default::default()
-        }
-    }
+    #[serde(flatten)]
+    pub input: ComposeInput,
 }
 
 #[derive(Deserialize, Default)]
@@ -508,22 +448,14 @@ async fn compose_page(State(state): State<AppState>, c: Caller, Query(q): Query<
     }
     let f = match q.update {
         Some(id) => {
-            ComposeForm::of(&state.app().visible_message(&p, id).await?, true)
+            ComposeInput::of(&state.app().visible_message(&p, id).await?, true)
         }
-        None => ComposeForm {
-            areas: c.user.region_code.short().to_string(),
-            valid_minutes: "120".into(),
-            repeat: "3".into(),
-            severity: "2".into(),
-            event_type: "11B03".into(),
-            priority: "emergency".into(),
-            ..Default::default()
-        },
+        None => ComposeInput::new_for(&c.user.region_code),
     };
     render(&ComposePage { c: Chrome::of(&c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error: String::new(), f, editing: None })
 }
 
-fn form_error(c: &Caller, f: ComposeForm, editing: Option<i64>, error: String, status: axum::http::StatusCode) -> Result<Response, AppError> {
+fn form_error(c: &Caller, f: ComposeInput, editing: Option<i64>, error: String, status: axum::http::StatusCode) -> Result<Response, AppError> {
     let mut res = render(&ComposePage { c: Chrome::of(c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error, f, editing })?;
     *res.status_mut() = status;
     Ok(res)
@@ -532,10 +464,10 @@ fn form_error(c: &Caller, f: ComposeForm, editing: Option<i64>, error: String, s
 async fn compose(State(state): State<AppState>, c: Caller, Form(f): Form<ComposeForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
     let p = c.principal(&state).await?;
-    match state.app().compose(&p, &f.input()).await.map_err(AppError::from) {
+    match state.app().compose(&p, &f.input).await.map_err(AppError::from) {
         Ok(m) => Ok(Redirect::to(&format!("/eb/messages/{}", m.id)).into_response()),
         Err(e @ (AppError::BadRequest(_) | AppError::Forbidden(_) | AppError::Conflict(_))) => {
-            form_error(&c, f, None, e.message(), e.status())
+            form_error(&c, f.input, None, e.message(), e.status())
         }
         Err(e) => Err(e),
     }
@@ -544,16 +476,16 @@ async fn compose(State(state): State<AppState>, c: Caller, Form(f): Form<Compose
 async fn edit_page(State(state): State<AppState>, c: Caller, Path(id): Path<i64>) -> Result<Response, AppError> {
     let p = c.principal(&state).await?;
     let m = state.app().visible_message(&p, id).await?;
-    render(&ComposePage { c: Chrome::of(&c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error: String::new(), f: ComposeForm::of(&m, false), editing: Some(id) })
+    render(&ComposePage { c: Chrome::of(&c, "/eb/messages/new"), events: EVENT_TYPES.to_vec(), error: String::new(), f: ComposeInput::of(&m, false), editing: Some(id) })
 }
 
 async fn edit(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, Form(f): Form<ComposeForm>) -> Result<Response, AppError> {
     c.check_csrf(&f.csrf)?;
     let p = c.principal(&state).await?;
-    match state.app().edit(&p, id, &f.input()).await.map_err(AppError::from) {
+    match state.app().edit(&p, id, &f.input).await.map_err(AppError::from) {
         Ok(m) => Ok(Redirect::to(&format!("/eb/messages/{}", m.id)).into_response()),
         Err(e @ (AppError::BadRequest(_) | AppError::Forbidden(_) | AppError::Conflict(_))) => {
-            form_error(&c, f, Some(id), e.message(), e.status())
+            form_error(&c, f.input, Some(id), e.message(), e.status())
         }
         Err(e) => Err(e),
     }

@@ -335,3 +335,48 @@ async fn administrators_grant_departments_what_they_may_send() {
         assert_eq!(log.iter().filter(|e| e.action == "department.grant" && e.actor.ends_with(":admin")).count(), 2);
     }
 }
+
+/// The page's compose form is the application's input: a ticked drill box makes a drill, a
+/// refused form comes back with what was typed, and editing a draft shows its fields.
+#[tokio::test]
+async fn the_compose_form_marks_drills_and_keeps_what_was_typed() {
+    for app in apps().await {
+        let (c, csrf) = app.browser("t2cast").await;
+        let form = |drill: bool, areas: &str| {
+            let mut f = vec![
+                ("csrf", csrf.clone()),
+                ("priority", "emergency".to_string()),
+                ("event_type", "11B03".into()),
+                ("severity", "2".into()),
+                ("title", "防汛演练".into()),
+                ("text", "白帝镇防汛应急演练，请勿惊慌".into()),
+                ("areas", areas.to_string()),
+                ("valid_minutes", "60".into()),
+                ("repeat", "2".into()),
+            ];
+            if drill {
+                f.push(("drill", "1".into()));
+            }
+            f
+        };
+        // Outside the broadcaster's township: refused, the form comes back filled in.
+        let r = c.post(format!("{}/eb/messages", app.url)).form(&form(true, "500236001")).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("白帝镇防汛应急演练") && page.contains("value=\"500236001\""), "{page}");
+        assert!(page.contains("name=\"drill\" value=\"1\" checked"), "the drill box stays ticked");
+        let r = c.post(format!("{}/eb/messages", app.url)).form(&form(true, "500236100")).send().await.unwrap();
+        assert_eq!(r.status(), 303);
+        let at = r.headers()["location"].to_str().unwrap().to_string();
+        let id: i64 = at.rsplit('/').next().unwrap().parse().unwrap();
+        let t = app.token("t2cast").await;
+        let (_, body) = app.get(&t, &format!("/api/v1/eb/messages/{id}")).await;
+        assert_eq!(body["message"]["drill"], true, "{body}");
+        let r = c.post(format!("{}/eb/messages", app.url)).form(&form(false, "500236100")).send().await.unwrap();
+        let id2: i64 = r.headers()["location"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+        let (_, body) = app.get(&t, &format!("/api/v1/eb/messages/{id2}")).await;
+        assert_eq!(body["message"]["drill"], false, "no box, no drill: {body}");
+        let edit = c.get(format!("{}/eb/messages/{id}/edit", app.url)).send().await.unwrap().text().await.unwrap();
+        assert!(edit.contains("防汛演练") && edit.contains("value=\"60\"") && edit.contains("value=\"1\" checked"), "{edit}");
+    }
+}
