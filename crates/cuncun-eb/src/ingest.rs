@@ -20,9 +20,13 @@ use tokio::sync::mpsc;
 
 /// Report ids a quarantined payload keeps at most (bytes): enough to see what was sent.
 const MAX_QUARANTINED_PAYLOAD: usize = 4096;
-/// Quarantined reports held between two writes; past this, bad reports are only counted (a
-/// terminal sending nothing but garbage must not crowd out the others).
+/// Quarantined reports held between two writes, in all and from one terminal; past this, bad
+/// reports are only counted, so a terminal sending nothing but garbage neither crowds out the
+/// others nor fills the disk faster than a few rows a second.
 const MAX_QUARANTINE_HELD: usize = 1000;
+const MAX_QUARANTINE_PER_TERMINAL: u32 = 10;
+/// How often quarantined reports older than `EbConfig::quarantine_keep` are removed.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 type Report<'a> = &'a (dyn Fn(Result<(), String>) + Send + Sync);
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -42,6 +46,7 @@ pub(crate) async fn ingest(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(stop);
     let max = cfg.max_batch.max(1);
+    let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
         let room = batch.len() < max;
         tokio::select! {
@@ -58,7 +63,16 @@ pub(crate) async fn ingest(
                     tracing::warn!(held = batch.len(), "terminal report batch full: reading paused until it is written");
                 }
             }
-            _ = tick.tick() => report(batch.flush(store, stats, Some(reconnects)).await),
+            _ = tick.tick() => {
+                report(batch.flush(store, stats, Some(reconnects)).await);
+                if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                    last_prune = Some(tokio::time::Instant::now());
+                    let before = now_ms() - i64::try_from(cfg.quarantine_keep.as_millis()).unwrap_or(i64::MAX);
+                    if let Err(e) = store.prune_quarantine(before).await {
+                        tracing::warn!(error = %e, "removing old quarantined terminal reports failed");
+                    }
+                }
+            }
         }
     }
 }
@@ -73,6 +87,8 @@ struct Batch {
     logs: Vec<(String, LogEntry)>,
     came_online: Vec<String>,
     quarantine: Vec<Quarantined>,
+    /// Reports quarantined per terminal since the last write.
+    quarantined_from: HashMap<String, u32>,
 }
 
 impl Batch {
@@ -138,10 +154,13 @@ impl Batch {
     /// Quarantines a report (held until the next write), or counts it as shed when too many are held.
     fn set_aside(&mut self, stats: &EbStats, id: &str, kind: &str, payload: &str, reason: String) {
         tracing::debug!(terminal = id, kind, reason, "terminal report quarantined");
-        if self.quarantine.len() >= MAX_QUARANTINE_HELD {
+        // Checked before counting, so that the per-terminal counts stay as bounded as the rows.
+        let from = self.quarantined_from.get(id).copied().unwrap_or(0);
+        if self.quarantine.len() >= MAX_QUARANTINE_HELD || from >= MAX_QUARANTINE_PER_TERMINAL {
             stats.shed.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        self.quarantined_from.insert(id.to_string(), from + 1);
         stats.quarantined.fetch_add(1, Ordering::Relaxed);
         self.quarantine.push(Quarantined {
             ebrid: protocol::escape_controls(id, 128),
@@ -213,6 +232,7 @@ impl Batch {
             }
         }
         self.quarantine.clear();
+        self.quarantined_from.clear();
 
         for id in self.came_online.drain(..) {
             // A catch-up that does not fit is shed: the re-send worker still reaches every online

@@ -32,6 +32,8 @@ pub struct EbConfig {
     /// Terminals waiting for their reconnect catch-up at most; more are shed (counted), as the
     /// re-send worker reaches them anyway.
     pub reconnect_queue: usize,
+    /// Quarantined terminal reports are kept this long.
+    pub quarantine_keep: Duration,
 }
 
 impl Default for EbConfig {
@@ -44,6 +46,7 @@ impl Default for EbConfig {
             equal_severity: cuncun_domain::eb::EqualSeverity::NewerWins,
             max_batch: 50_000,
             reconnect_queue: 10_000,
+            quarantine_keep: Duration::from_secs(30 * 86_400),
         }
     }
 }

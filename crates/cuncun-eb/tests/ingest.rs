@@ -183,3 +183,30 @@ async fn a_full_batch_stops_reading_until_the_database_is_back() {
     wait_stages(&*store, &ebmid, &ids, &[3, 3, 3]).await;
     assert_eq!(stats.quarantined.load(Ordering::Relaxed), 0, "an outage is not a refusal");
 }
+
+#[tokio::test]
+async fn a_terminal_sending_garbage_is_quarantined_a_few_at_a_time_and_the_rest_shed() {
+    let db = testing::sqlite().await;
+    let (store, ids, ebmid) = on_air(&db).await;
+    let (tx, stats) = start_ingest(store.clone(), EbConfig { flush_every: Duration::from_millis(500), ..fast() }, 64);
+    for _ in 0..30 {
+        tx.send(up(&ids[0], "rcpt", "not json")).await.unwrap();
+    }
+    tx.send(up(&ids[1], "log", r#"{"v":1,"id":"x","source":"radio","start":1,"end":2,"volume":1}"#)).await.unwrap();
+    tx.send(up(&ids[2], "rcpt", &rcpt(&ebmid, "received", ""))).await.unwrap();
+    wait_stages(&*store, &ebmid, &ids, &[0, 0, 1]).await;
+    let q = store.quarantined_reports(100).await.unwrap();
+    // At most 10 a batch from one terminal (the 30 may straddle two batches).
+    let kept = q.iter().filter(|q| q.ebrid == ids[0]).count() as u64;
+    let shed = stats.shed.load(Ordering::Relaxed);
+    assert!(kept % 10 == 0 && kept + shed == 30 && shed >= 10, "kept {kept}, shed {shed}");
+    assert!(q.iter().all(|q| q.ebrid != ids[0] || q.reason.starts_with("not a valid report")));
+    let other: Vec<&str> = q.iter().filter(|q| q.ebrid == ids[1]).map(|q| q.reason.as_str()).collect();
+    assert_eq!(other.len(), 1);
+    assert!(other[0].starts_with("refused: source: \"radio\" is not one of emergency"), "{other:?}");
+    assert_eq!(stats.quarantined.load(Ordering::Relaxed), kept + 1);
+    assert_eq!(stats.malformed.load(Ordering::Relaxed), 30);
+    // Old rows go.
+    assert_eq!(store.prune_quarantine(cuncun_store::now_ms() + 1).await.unwrap(), kept + 1);
+    assert!(store.quarantined_reports(100).await.unwrap().is_empty());
+}

@@ -761,6 +761,13 @@ impl EbStore for SqlStore {
             .collect()
     }
 
+    async fn prune_quarantine(&self, before_ms: i64) -> Result<u64> {
+        let mut w = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM terminal_quarantine WHERE at_ms < $1").bind(before_ms).execute(&mut *w.tx).await?.rows_affected();
+        w.tx.commit().await?;
+        Ok(n)
+    }
+
     async fn reach(&self, areas: &[RegionCode], terminals: &[Ebrid]) -> Result<Reach> {
         let (cond, binds) = area_condition("r.region_code", areas, 1);
         let explicit: Vec<String> = terminals.iter().map(|t| format!("'{}'", t.as_str())).collect();
