@@ -308,7 +308,10 @@ impl Sifted {
 async fn sift<'s, O>(n: usize, mut write: impl FnMut(Range<usize>) -> BoxFuture<'s, Result<O, StoreError>>) -> Sifted {
     let mut out = Sifted::default();
     // A stack: the next part to write is on top, the parts after it below, in order.
-    let mut todo = if n == 0 { Vec::new() } else { vec![0..n] };
+    let mut todo: Vec<Range<usize>> = Vec::new();
+    if n > 0 {
+        todo.push(0..n);
+    }
     while let Some(part) = todo.pop() {
         match write(part.clone()).await {
             Ok(_) => {}
@@ -340,6 +343,7 @@ pub async fn write_unchecked(store: &dyn Store, stats: &EbStats, receipts: Vec<R
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::sync::Mutex;

@@ -199,7 +199,7 @@ async fn a_terminal_sending_garbage_is_quarantined_a_few_at_a_time_and_the_rest_
     // At most 10 a batch from one terminal (the 30 may straddle two batches).
     let kept = q.iter().filter(|q| q.ebrid == ids[0]).count() as u64;
     let shed = stats.shed.load(Ordering::Relaxed);
-    assert!(kept % 10 == 0 && kept + shed == 30 && shed >= 10, "kept {kept}, shed {shed}");
+    assert!(kept.is_multiple_of(10) && kept + shed == 30 && shed >= 10, "kept {kept}, shed {shed}");
     assert!(q.iter().all(|q| q.ebrid != ids[0] || q.reason.starts_with("not a valid report")));
     let other: Vec<&str> = q.iter().filter(|q| q.ebrid == ids[1]).map(|q| q.reason.as_str()).collect();
     assert_eq!(other.len(), 1);

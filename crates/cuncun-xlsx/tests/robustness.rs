@@ -256,8 +256,7 @@ fn declared_counts_and_ranges_beyond_the_limits_are_refused_before_reading() {
     // The whole grid Excel allows.
     let dim = edit_part(&template, SHEET, |x| {
         let at = x.find("<sheetData").expect("sheetData");
-        let x = if x.contains("<dimension") { set_attr(&x, "ref", "A1:XFD1048576") } else { format!("{}<dimension ref=\"A1:XFD1048576\"/>{}", &x[..at], &x[at..]) };
-        x
+        if x.contains("<dimension") { set_attr(&x, "ref", "A1:XFD1048576") } else { format!("{}<dimension ref=\"A1:XFD1048576\"/>{}", &x[..at], &x[at..]) }
     });
     refused_naming(&dim, "200000");
     // A row far down.
