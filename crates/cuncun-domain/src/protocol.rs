@@ -167,6 +167,154 @@ pub struct Play {
     pub equal_severity: Option<crate::eb::EqualSeverity>,
 }
 
+/// Why a terminal's record was refused at the edge: the field and what is wrong with it. The
+/// record is quarantined (docs/TERMINAL_PROTOCOL.md, "What a record may contain"), never retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct Refused {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+/// Longest message id (EBMID) or task a terminal may name.
+pub const MAX_ID_CHARS: usize = 64;
+/// Longest free text (a failure reason, a log result, a fault code list entry).
+pub const MAX_TEXT_CHARS: usize = 500;
+/// Most fault codes in one heartbeat, and the longest of them.
+pub const MAX_FAULTS: usize = 32;
+pub const MAX_FAULT_CHARS: usize = 64;
+/// Times a record may carry: from the epoch to 2100-01-01 (a terminal with a lost clock
+/// reports 0, which is kept; a negative or far-future time is a broken encoder).
+pub const MAX_TS_MS: i64 = 4_102_444_800_000;
+/// Log sources the protocol defines.
+pub const LOG_SOURCES: [&str; 7] = ["emergency", "routine", "phone", "sms", "mixer", "usb", "other"];
+
+fn refused(field: &'static str, problem: impl Into<String>) -> Refused {
+    Refused { field, problem: problem.into() }
+}
+
+/// Free text: at most `max` characters, no control character but tab and line breaks (NUL, which
+/// PostgreSQL refuses in text, is one of them).
+fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), Refused> {
+    if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return Err(refused(field, format!("control character U+{:04X} at character {}", c as u32, i + 1)));
+    }
+    let n = s.chars().count();
+    if n > max {
+        return Err(refused(field, format!("{n} characters, at most {max}")));
+    }
+    Ok(())
+}
+
+/// An identifier: 1 to [`MAX_ID_CHARS`] printable ASCII characters.
+fn check_id(field: &'static str, s: &str) -> Result<(), Refused> {
+    if s.is_empty() {
+        return Err(refused(field, "empty"));
+    }
+    if let Some((i, c)) = s.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic()) {
+        return Err(refused(field, format!("character U+{:04X} at character {} (printable ASCII only)", c as u32, i + 1)));
+    }
+    if s.len() > MAX_ID_CHARS {
+        return Err(refused(field, format!("{} characters, at most {MAX_ID_CHARS}", s.len())));
+    }
+    Ok(())
+}
+
+fn check_ts(field: &'static str, ts: i64) -> Result<(), Refused> {
+    if !(0..=MAX_TS_MS).contains(&ts) {
+        return Err(refused(field, format!("time {ts} outside 0..={MAX_TS_MS} (UTC milliseconds)")));
+    }
+    Ok(())
+}
+
+fn check_volume(v: u8) -> Result<(), Refused> {
+    if v > 100 {
+        return Err(refused("volume", format!("{v}, at most 100")));
+    }
+    Ok(())
+}
+
+/// The terminal's code as it arrives on a topic: what the platform stores it under.
+pub fn check_terminal_id(id: &str) -> Result<(), Refused> {
+    check_id("terminal", id)
+}
+
+impl Receipt {
+    /// What the platform stores of a receipt, checked before it is batched.
+    pub fn check(&self) -> Result<(), Refused> {
+        check_id("id", &self.id)?;
+        check_ts("ts", self.ts)?;
+        if let Some(r) = &self.reason {
+            check_text("reason", r, MAX_TEXT_CHARS)?;
+        }
+        if let Some(p) = &self.preempted {
+            check_id("preempted", p)?;
+        }
+        Ok(())
+    }
+}
+
+impl LogEntry {
+    /// What the platform stores of a log entry, checked before it is batched.
+    pub fn check(&self) -> Result<(), Refused> {
+        check_id("id", &self.id)?;
+        if !LOG_SOURCES.contains(&self.source.as_str()) {
+            let mut shown: String = self.source.chars().take(32).collect();
+            shown.retain(|c| !c.is_control());
+            return Err(refused("source", format!("{shown:?} is not one of {}", LOG_SOURCES.join(", "))));
+        }
+        check_ts("start", self.start)?;
+        check_ts("end", self.end)?;
+        check_volume(self.volume)?;
+        if let Some(r) = &self.result {
+            check_text("result", r, MAX_TEXT_CHARS)?;
+        }
+        Ok(())
+    }
+}
+
+impl Heartbeat {
+    /// What the platform stores of a heartbeat, checked before it is batched.
+    pub fn check(&self) -> Result<(), Refused> {
+        check_ts("ts", self.ts)?;
+        check_volume(self.volume)?;
+        if let Some(t) = &self.task {
+            check_id("task", t)?;
+        }
+        if self.faults.len() > MAX_FAULTS {
+            return Err(refused("faults", format!("{} codes, at most {MAX_FAULTS}", self.faults.len())));
+        }
+        for f in &self.faults {
+            check_text("faults", f, MAX_FAULT_CHARS)?;
+            // Stored joined by commas.
+            if f.contains(',') {
+                return Err(refused("faults", "a fault code contains a comma"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `s` with every control character but tab and line breaks written as `\u{..}`, at most
+/// `max_bytes` long (cut at a character boundary, marked with `…`): how refused records are
+/// kept, so that keeping them cannot fail the way storing them did.
+pub fn escape_controls(s: &str, max_bytes: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_bytes) + 8);
+    for c in s.chars() {
+        let piece = if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+            format!("\\u{{{:04x}}}", c as u32)
+        } else {
+            c.to_string()
+        };
+        if out.len() + piece.len() > max_bytes {
+            out.push('…');
+            break;
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +329,45 @@ mod tests {
         assert_eq!(parse_up_topic("eb/v1/t/abc/rcpt"), Some(("abc", "rcpt")));
         assert_eq!(parse_up_topic("eb/v1/t/abc/cmd"), None);
         assert_eq!(parse_up_topic("eb/v1/r/50/cmd"), None);
+    }
+
+    fn receipt(id: &str, reason: Option<&str>) -> Receipt {
+        Receipt { v: 1, id: id.into(), stage: Stage::Failed, ts: 1_780_000_000_000, reason: reason.map(str::to_string), preempted: None }
+    }
+
+    #[test]
+    fn records_are_checked_field_by_field() {
+        assert_eq!(receipt("650023610020103140101012026120100001", Some("没有音频\n重试")).check(), Ok(()));
+        let e = receipt("m", Some("bad\u{0}byte")).check().unwrap_err();
+        assert_eq!(e.to_string(), "reason: control character U+0000 at character 4");
+        assert_eq!(receipt("m\u{0}", None).check().unwrap_err().field, "id");
+        assert_eq!(receipt("", None).check().unwrap_err().field, "id");
+        assert_eq!(receipt(&"9".repeat(65), None).check().unwrap_err().field, "id");
+        assert!(receipt("m", Some(&"长".repeat(501))).check().unwrap_err().problem.contains("501 characters"));
+        let mut r = receipt("m", None);
+        r.ts = -1;
+        assert_eq!(r.check().unwrap_err().field, "ts");
+
+        let log = LogEntry { v: 1, id: "m".into(), source: "emergency".into(), start: 1, end: 2, volume: 80, result: Some("finished".into()) };
+        assert_eq!(log.check(), Ok(()));
+        assert_eq!(LogEntry { source: "radio".into(), ..log.clone() }.check().unwrap_err().field, "source");
+        assert_eq!(LogEntry { volume: 101, ..log.clone() }.check().unwrap_err().field, "volume");
+        assert_eq!(LogEntry { result: Some("x\u{0}".into()), ..log }.check().unwrap_err().field, "result");
+
+        let hb = Heartbeat { v: 1, ts: 5, state: TerminalState::Idle, volume: 70, task: None, faults: vec!["E1".into()] };
+        assert_eq!(hb.check(), Ok(()));
+        assert_eq!(Heartbeat { faults: vec!["E\u{0}".into()], ..hb.clone() }.check().unwrap_err().field, "faults");
+        assert_eq!(Heartbeat { faults: vec!["E".into(); 33], ..hb.clone() }.check().unwrap_err().field, "faults");
+        assert_eq!(Heartbeat { task: Some("t t".into()), ..hb }.check().unwrap_err().field, "task");
+        assert!(check_terminal_id("65002361002010314010101").is_ok());
+        assert!(check_terminal_id("650\u{0}").is_err());
+    }
+
+    #[test]
+    fn escaped_text_has_no_control_characters_and_is_bounded() {
+        assert_eq!(escape_controls("a\u{0}b\nc", 100), "a\\u{0000}b\nc");
+        let long = escape_controls(&"喇叭".repeat(1000), 100);
+        assert!(long.len() <= 100 + '…'.len_utf8() && long.ends_with('…'), "{long}");
     }
 
     #[test]

@@ -4,9 +4,10 @@ use crate::DeviceAuth;
 use bytes::Bytes;
 use cuncun_domain::authz::{MsgCommand, Principal, WorkflowSettings, decide};
 use cuncun_domain::eb::MessageStatus;
-use cuncun_domain::protocol::{self, Command, Heartbeat, LogEntry, Play, Priority, Receipt, Status};
+use crate::ingest::ingest;
+use cuncun_domain::protocol::{self, Command, Play, Priority};
 use cuncun_gateway::{Bus, BusEvent};
-use cuncun_store::eb::{Message, MessageMove, ReceiptIn, StatusChange};
+use cuncun_store::eb::{Message, MessageMove};
 use cuncun_store::{Actor, Store, now_ms};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,14 @@ pub struct EbConfig {
     pub media_base_url: String,
     /// Sent with every play: what a terminal does with a message as severe as the one playing.
     pub equal_severity: cuncun_domain::eb::EqualSeverity,
+    /// Device reports held between two writes at most; when the database is slow or down and the
+    /// batch is full, ingest stops reading and the bus's bounded queue pushes back.
+    pub max_batch: usize,
+    /// Terminals waiting for their reconnect catch-up at most; more are shed (counted), as the
+    /// re-send worker reaches them anyway.
+    pub reconnect_queue: usize,
+    /// Quarantined terminal reports are kept this long.
+    pub quarantine_keep: Duration,
 }
 
 impl Default for EbConfig {
@@ -35,6 +44,9 @@ impl Default for EbConfig {
             flush_every: Duration::from_millis(250),
             media_base_url: String::new(),
             equal_severity: cuncun_domain::eb::EqualSeverity::NewerWins,
+            max_batch: 50_000,
+            reconnect_queue: 10_000,
+            quarantine_keep: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -50,6 +62,14 @@ pub struct EbStats {
     pub dispatched: AtomicU64,
     pub resends: AtomicU64,
     pub flushes: AtomicU64,
+    /// Reports set aside in `terminal_quarantine`: refused at the edge or by the database.
+    pub quarantined: AtomicU64,
+    /// Of those, the ones the database refused (the edge checks should leave none).
+    pub refused_by_db: AtomicU64,
+    /// Reports or reconnect catch-ups dropped because a bounded queue was full.
+    pub shed: AtomicU64,
+    /// Times ingest stopped reading because its batch was full (back-pressure).
+    pub ingest_full: AtomicU64,
 }
 
 /// What the web layer holds: a way to wake the outbox worker and read the state of the bus.
@@ -111,8 +131,8 @@ pub struct EbWorkers {
     cfg: EbConfig,
     kick: Arc<Notify>,
     events: tokio::sync::Mutex<mpsc::Receiver<BusEvent>>,
-    reconnects_tx: mpsc::UnboundedSender<String>,
-    reconnects_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
+    reconnects_tx: mpsc::Sender<String>,
+    reconnects_rx: tokio::sync::Mutex<mpsc::Receiver<String>>,
 }
 
 /// One of the service's background tasks.
@@ -148,7 +168,7 @@ pub fn prepare(
     let stats = Arc::new(EbStats::default());
     let kick = Arc::new(Notify::new());
     let handle = Arc::new(EbHandle { bus: bus.clone(), auth, stats: stats.clone(), kick: kick.clone() });
-    let (reconnects_tx, reconnects_rx) = mpsc::unbounded_channel::<String>();
+    let (reconnects_tx, reconnects_rx) = mpsc::channel::<String>(cfg.reconnect_queue.max(1));
     let workers = Arc::new(EbWorkers {
         store,
         bus,
@@ -211,124 +231,6 @@ impl EbWorkers {
             } => r,
         }
     }
-}
-
-/// Reads device reports and writes them in batches; at `stop`, writes what it holds.
-async fn ingest(
-    store: &dyn Store,
-    events: &mut mpsc::Receiver<BusEvent>,
-    stats: &EbStats,
-    cfg: &EbConfig,
-    reconnects: &mpsc::UnboundedSender<String>,
-    stop: impl std::future::Future<Output = ()> + Send,
-    report: Report<'_>,
-) -> anyhow::Result<()> {
-    let mut batch = Batch::default();
-    let mut tick = tokio::time::interval(cfg.flush_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return batch.flush(store, stats, reconnects).await.map_err(anyhow::Error::msg),
-            ev = events.recv() => {
-                let Some(ev) = ev else {
-                    let _ = batch.flush(store, stats, reconnects).await;
-                    anyhow::bail!("the terminal bus closed its stream of device reports");
-                };
-                batch.add(ev, stats);
-            }
-            _ = tick.tick() => report(batch.flush(store, stats, reconnects).await),
-        }
-    }
-}
-
-/// Device reports gathered between two writes.
-#[derive(Default)]
-struct Batch {
-    status: Vec<StatusChange>,
-    receipts: Vec<ReceiptIn>,
-    logs: Vec<(String, LogEntry)>,
-    came_online: Vec<String>,
-}
-
-impl Batch {
-    fn add(&mut self, ev: BusEvent, stats: &EbStats) {
-        let Batch { status, receipts, logs, came_online } = self;
-        stats.reports.fetch_add(1, Ordering::Relaxed);
-        let now = now_ms();
-        match ev {
-            BusEvent::Online { id } => {
-                status.push(StatusChange::Online { ebrid: id.clone(), at_ms: now });
-                came_online.push(id);
-            }
-            BusEvent::Offline { id } => status.push(StatusChange::Offline { ebrid: id, at_ms: now }),
-            BusEvent::Up { id, kind, payload } => match kind.as_str() {
-                "hb" => match serde_json::from_slice::<Heartbeat>(&payload) {
-                    Ok(hb) => {
-                        stats.heartbeats.fetch_add(1, Ordering::Relaxed);
-                        // Only the latest heartbeat of a terminal in a batch matters.
-                        status.retain(|c| !matches!(c, StatusChange::Heartbeat { ebrid, .. } if *ebrid == id));
-                        status.push(StatusChange::Heartbeat { ebrid: id, at_ms: now, hb });
-                    }
-                    Err(e) => malformed(stats, &id, "hb", &e),
-                },
-                "rcpt" => match serde_json::from_slice::<Receipt>(&payload) {
-                    Ok(r) => {
-                        stats.receipts.fetch_add(1, Ordering::Relaxed);
-                        receipts.push(ReceiptIn { ebrid: id, ebmid: r.id, stage: r.stage, ts: r.ts, reason: r.reason });
-                    }
-                    Err(e) => malformed(stats, &id, "rcpt", &e),
-                },
-                "log" => match serde_json::from_slice::<LogEntry>(&payload) {
-                    Ok(l) => logs.push((id, l)),
-                    Err(e) => malformed(stats, &id, "log", &e),
-                },
-                "status" => match serde_json::from_slice::<Status>(&payload) {
-                    // The embedded gateway reports connections itself; through an external
-                    // broker these messages (and the will) are how we learn them.
-                    Ok(s) if s.online => {
-                        status.push(StatusChange::Online { ebrid: id.clone(), at_ms: now });
-                        came_online.push(id);
-                    }
-                    Ok(_) => status.push(StatusChange::Offline { ebrid: id, at_ms: now }),
-                    Err(e) => malformed(stats, &id, "status", &e),
-                },
-                _ => malformed(stats, &id, &kind, &"unknown report kind"),
-            },
-        }
-    }
-
-    /// Writes what was gathered; what failed to be written stays for the next try.
-    async fn flush(&mut self, store: &dyn Store, stats: &EbStats, reconnects: &mpsc::UnboundedSender<String>) -> Result<(), String> {
-        if self.status.is_empty() && self.receipts.is_empty() && self.logs.is_empty() {
-            return Ok(());
-        }
-        stats.flushes.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = store.apply_status(&self.status).await {
-            tracing::error!(error = %e, n = self.status.len(), "writing terminal status failed; will retry");
-            return Err(format!("writing terminal status: {e}"));
-        }
-        self.status.clear();
-        if let Err(e) = store.apply_receipts(&self.receipts).await {
-            tracing::error!(error = %e, n = self.receipts.len(), "writing receipts failed; will retry");
-            return Err(format!("writing receipts: {e}"));
-        }
-        self.receipts.clear();
-        if let Err(e) = store.insert_logs(&self.logs).await {
-            tracing::error!(error = %e, "writing broadcast logs failed; will retry");
-            return Err(format!("writing broadcast logs: {e}"));
-        }
-        self.logs.clear();
-        for id in self.came_online.drain(..) {
-            let _ = reconnects.send(id);
-        }
-        Ok(())
-    }
-}
-
-fn malformed(stats: &EbStats, id: &str, kind: &str, e: &dyn std::fmt::Display) {
-    stats.malformed.fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(terminal = id, kind, error = %e, "malformed report dropped");
 }
 
 /// Publishes approved messages and cancels from the outbox.
@@ -419,7 +321,7 @@ async fn reconnect_worker(
     bus: &dyn Bus,
     stats: &EbStats,
     cfg: &EbConfig,
-    rx: &mut mpsc::UnboundedReceiver<String>,
+    rx: &mut mpsc::Receiver<String>,
     report: Report<'_>,
 ) {
     while let Some(id) = rx.recv().await {

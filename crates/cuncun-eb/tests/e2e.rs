@@ -2,13 +2,12 @@
 //! targeting, receipts, offline terminals, restart after approval, workflow rules, bad devices.
 #![allow(clippy::unwrap_used)]
 
-use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
-use cuncun_domain::model::Region;
+use cuncun_domain::eb::{Ebrid, MessageStatus};
 use cuncun_domain::protocol::{self, Command, Receipt, Stage};
 use cuncun_domain::RegionCode;
 use cuncun_eb::{DeviceAuth, EbConfig, hash_secret};
 use cuncun_gateway::GatewayConfig;
-use cuncun_store::eb::{NewMessage, NewResource};
+use cuncun_store::eb::NewMessage;
 use cuncun_store::testing::{TestDb, all_backends};
 use cuncun_store::{Actor, Store};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
@@ -24,35 +23,10 @@ const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 /// Township 100 has villages 201 and 202; township 001 has village 001. One loudspeaker each.
 async fn setup(store: &dyn Store) -> Vec<String> {
-    let codes = ["50", "5002", "500236", "500236001", "500236001001", "500236100", "500236100201", "500236100202"];
-    let regions: Vec<Region> = codes
-        .iter()
-        .map(|c| {
-            let c = rc(c);
-            Region { level: c.level(), parent: c.parent(), name: c.short().into(), code: c }
-        })
-        .collect();
-    store.import_regions(&regions, "t", &Actor::system()).await.unwrap();
+    cuncun_store::testing::import_codes(store, &["50", "5002", "500236", "500236001", "500236001001", "500236100", "500236100201", "500236100202"]).await;
     let mut ids = Vec::new();
     for v in ["500236100201", "500236100202", "500236001001"] {
-        let r = store
-            .add_resource(
-                &NewResource {
-                    kind: ResourceKind::OutdoorLoudspeaker,
-                    region_code: rc(v),
-                    name: format!("{v}"),
-                    vendor: String::new(),
-                    model: String::new(),
-                    lon: None,
-                    lat: None,
-                    install_date: String::new(),
-                    ebrid: None,
-                    secret_hash: hash_secret(SECRET),
-                },
-                &Actor::system(),
-            )
-            .await
-            .unwrap();
+        let r = store.add_resource(&cuncun_store::testing::loudspeaker(v, &hash_secret(SECRET)), &Actor::system()).await.unwrap();
         ids.push(r.ebrid);
     }
     ids
@@ -138,31 +112,7 @@ async fn terminal(addr: std::net::SocketAddr, id: &str, secret: &str) -> (AsyncC
 }
 
 fn message(areas: &[&str], valid_ms: i64) -> NewMessage {
-    NewMessage {
-        platform: Ebrid::generate(&rc("500236"), ResourceKind::Platform, 1).unwrap(),
-        msg_type: "broadcast".into(),
-        related_ebmid: None,
-        priority: "emergency".into(),
-        drill: false,
-        event_type: "11B03".into(),
-        severity: 2,
-        title: "暴雨橙色预警".into(),
-        body: "测试".into(),
-        lang: "zho".into(),
-        audio_sha256: None,
-        audio_size: None,
-        areas: areas.iter().map(|a| rc(a)).collect(),
-        terminals: vec![],
-        start_ms: cuncun_store::now_ms(),
-        end_ms: cuncun_store::now_ms() + valid_ms,
-        repeat_count: 1,
-        volume: None,
-        source: "local".into(),
-        owner_region: rc("500236"),
-        author_id: Some(1),
-        start_on_approval: false,
-        from_peer: None,
-    }
+    cuncun_store::testing::warning(areas, "500236", valid_ms)
 }
 
 async fn approve(store: &dyn Store, m: &NewMessage) -> String {

@@ -38,6 +38,13 @@ pub trait EbStore: Send + Sync {
     async fn device_credentials(&self) -> Result<Vec<DeviceCredential>>;
     async fn apply_status(&self, changes: &[StatusChange]) -> Result<()>;
     async fn insert_logs(&self, logs: &[(String, LogEntry)]) -> Result<u64>;
+    /// Keeps terminal reports that were refused (at the edge or by the database); one statement
+    /// per chunk.
+    async fn quarantine_reports(&self, rows: &[Quarantined]) -> Result<u64>;
+    /// The latest quarantined reports, newest first.
+    async fn quarantined_reports(&self, limit: i64) -> Result<Vec<Quarantined>>;
+    /// Forgets quarantined reports kept before `before_ms`; returns how many.
+    async fn prune_quarantine(&self, before_ms: i64) -> Result<u64>;
 
     async fn reach(&self, areas: &[RegionCode], terminals: &[Ebrid]) -> Result<Reach>;
     async fn create_message(&self, m: &NewMessage, actor: &Actor) -> Result<Message>;

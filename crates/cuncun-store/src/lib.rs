@@ -53,6 +53,33 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl StoreError {
+    /// Whether the database refused the data itself (a value it cannot store, a constraint),
+    /// as opposed to being unreachable or failing: writing the same data again fails again, so a
+    /// writer of batches sets the record aside instead of retrying it forever.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            StoreError::Invalid(_) | StoreError::Conflict(_) => true,
+            StoreError::Db(sqlx::Error::Encode(_)) => true,
+            StoreError::Db(sqlx::Error::Database(d)) => {
+                use sqlx::error::ErrorKind;
+                if !matches!(d.kind(), ErrorKind::Other) {
+                    return true; // unique, foreign key, not null, check
+                }
+                let code = d.code().unwrap_or_default();
+                // PostgreSQL SQLSTATE: class 22 data exception (e.g. 22021, NUL in text),
+                // class 23 integrity constraint. SQLite (numeric codes, the low byte is the
+                // primary code): 18 TOOBIG, 19 CONSTRAINT, 20 MISMATCH.
+                if code.len() == 5 && (code.starts_with("22") || code.starts_with("23")) {
+                    return true;
+                }
+                code.parse::<u32>().is_ok_and(|c| code.len() < 5 && matches!(c & 0xff, 18..=20))
+            }
+            _ => false,
+        }
+    }
+}
+
 pub use cuncun_domain::records::{Actor, ImportReport, NewSession, RegionRow, RegistryBatch, SessionRow, UserPatch};
 
 #[async_trait]

@@ -737,6 +737,37 @@ impl EbStore for SqlStore {
         Ok(n)
     }
 
+    async fn quarantine_reports(&self, rows: &[Quarantined]) -> Result<u64> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let vals: Vec<Vec<Val>> = rows
+            .iter()
+            .map(|q| vec![Val::T(q.ebrid.clone()), Val::T(q.kind.clone()), Val::T(q.payload.clone()), Val::T(q.reason.clone()), Val::I(q.at_ms)])
+            .collect();
+        let mut w = self.begin_write().await?;
+        insert_rows(&mut w.tx, max_params(self.backend()), "terminal_quarantine", &["ebrid", "kind", "payload", "reason", "at_ms"], &vals, "").await?;
+        w.tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
+    async fn quarantined_reports(&self, limit: i64) -> Result<Vec<Quarantined>> {
+        sqlx::query("SELECT ebrid, kind, payload, reason, at_ms FROM terminal_quarantine ORDER BY id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| Ok(Quarantined { ebrid: r.try_get(0)?, kind: r.try_get(1)?, payload: r.try_get(2)?, reason: r.try_get(3)?, at_ms: r.try_get(4)? }))
+            .collect()
+    }
+
+    async fn prune_quarantine(&self, before_ms: i64) -> Result<u64> {
+        let mut w = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM terminal_quarantine WHERE at_ms < $1").bind(before_ms).execute(&mut *w.tx).await?.rows_affected();
+        w.tx.commit().await?;
+        Ok(n)
+    }
+
     async fn reach(&self, areas: &[RegionCode], terminals: &[Ebrid]) -> Result<Reach> {
         let (cond, binds) = area_condition("r.region_code", areas, 1);
         let explicit: Vec<String> = terminals.iter().map(|t| format!("'{}'", t.as_str())).collect();

@@ -118,3 +118,67 @@ pub async fn submit_and_approve(s: &dyn Store, m: &crate::eb::Message, actor: &c
 pub async fn exec(s: &crate::SqlStore, sql: &str, id: i64) {
     sqlx::query(sql).bind(id).execute(s.pool()).await.expect("test statement");
 }
+
+/// An emergency warning (orange rainstorm, 11B03) of the county platform 500236 to `areas`, owned
+/// by `owner` and written by user 1, valid from now for `valid_ms`: for tests that need a
+/// message and do not care about its content.
+pub fn warning(areas: &[&str], owner: &str, valid_ms: i64) -> crate::eb::NewMessage {
+    use cuncun_domain::RegionCode;
+    use cuncun_domain::eb::{Ebrid, ResourceKind};
+    let rc = |s: &str| RegionCode::parse(s).expect("test region code");
+    let now = crate::now_ms();
+    crate::eb::NewMessage {
+        platform: Ebrid::generate(&rc("500236"), ResourceKind::Platform, 1).expect("platform code"),
+        msg_type: "broadcast".into(),
+        related_ebmid: None,
+        priority: "emergency".into(),
+        drill: false,
+        event_type: "11B03".into(),
+        severity: 2,
+        title: "暴雨橙色预警".into(),
+        body: "测试".into(),
+        lang: "zho".into(),
+        audio_sha256: None,
+        audio_size: None,
+        areas: areas.iter().map(|a| rc(a)).collect(),
+        terminals: vec![],
+        start_ms: now,
+        end_ms: now + valid_ms,
+        repeat_count: 1,
+        volume: None,
+        source: "local".into(),
+        owner_region: rc(owner),
+        author_id: Some(1),
+        start_on_approval: false,
+        from_peer: None,
+    }
+}
+
+/// Imports these region codes (parents before children), each named by its short code.
+pub async fn import_codes(s: &dyn Store, codes: &[&str]) {
+    use cuncun_domain::RegionCode;
+    let regions: Vec<cuncun_domain::model::Region> = codes
+        .iter()
+        .map(|c| {
+            let c = RegionCode::parse(c).expect("test region code");
+            cuncun_domain::model::Region { level: c.level(), parent: c.parent(), name: c.short().into(), code: c }
+        })
+        .collect();
+    s.import_regions(&regions, "t", &crate::Actor::system()).await.expect("import test regions");
+}
+
+/// An outdoor loudspeaker in `village`, code generated, with this secret hash.
+pub fn loudspeaker(village: &str, secret_hash: &str) -> crate::eb::NewResource {
+    crate::eb::NewResource {
+        kind: cuncun_domain::eb::ResourceKind::OutdoorLoudspeaker,
+        region_code: cuncun_domain::RegionCode::parse(village).expect("test region code"),
+        name: format!("{village} 大喇叭"),
+        vendor: String::new(),
+        model: String::new(),
+        lon: None,
+        lat: None,
+        install_date: String::new(),
+        ebrid: None,
+        secret_hash: secret_hash.into(),
+    }
+}

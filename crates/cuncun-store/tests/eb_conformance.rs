@@ -1,7 +1,7 @@
 //! Emergency-broadcast storage, on every backend.
 #![allow(clippy::unwrap_used)]
 
-use cuncun_domain::eb::{Ebrid, MessageStatus, ResourceKind};
+use cuncun_domain::eb::{MessageStatus, ResourceKind};
 use cuncun_domain::model::Region;
 use cuncun_domain::protocol::{Heartbeat, Stage, TerminalState};
 use cuncun_domain::RegionCode;
@@ -61,31 +61,7 @@ fn step(p: &Principal, cmd: MsgCommand, m: &cuncun_store::eb::Message) -> Messag
 }
 
 fn new_message(areas: &[&str]) -> NewMessage {
-    NewMessage {
-        platform: Ebrid::generate(&rc("500236"), ResourceKind::Platform, 1).unwrap(),
-        msg_type: "broadcast".into(),
-        related_ebmid: None,
-        priority: "emergency".into(),
-        drill: false,
-        event_type: "11B03".into(),
-        severity: 2,
-        title: "暴雨橙色预警".into(),
-        body: "预计未来6小时".into(),
-        lang: "zho".into(),
-        audio_sha256: None,
-        audio_size: None,
-        areas: areas.iter().map(|a| rc(a)).collect(),
-        terminals: vec![],
-        start_ms: 0,
-        end_ms: cuncun_store::now_ms() + 3_600_000,
-        repeat_count: 3,
-        volume: None,
-        source: "local".into(),
-        owner_region: rc("500236"),
-        author_id: Some(1),
-        start_on_approval: false,
-        from_peer: None,
-    }
+    NewMessage { body: "预计未来6小时".into(), start_ms: 0, repeat_count: 3, ..cuncun_store::testing::warning(areas, "500236", 3_600_000) }
 }
 
 #[tokio::test]

@@ -62,18 +62,7 @@ fn hh(village: &str, hamlet: &str, members: i64, modes: &[CoverageMode], hd: boo
 async fn terminal(s: &SqlStore, village: &str, kind: ResourceKind, name: &str, created_ms: i64) -> (i64, String) {
     let r = s
         .add_resource(
-            &NewResource {
-                kind,
-                region_code: rc(village),
-                name: name.into(),
-                vendor: String::new(),
-                model: String::new(),
-                lon: None,
-                lat: None,
-                install_date: String::new(),
-                ebrid: None,
-                secret_hash: String::new(),
-            },
+            &NewResource { kind, name: name.into(), ..cuncun_store::testing::loudspeaker(village, "") },
             &op(),
         )
         .await
@@ -148,28 +137,11 @@ async fn approved_message(s: &SqlStore, owner: &str, areas: &[&str], priority: &
         .create_message(
             &NewMessage {
                 platform: Ebrid::generate(&rc(owner), ResourceKind::Platform, 1).unwrap(),
-                msg_type: "broadcast".into(),
-                related_ebmid: None,
                 priority: priority.into(),
-                drill: false,
-                event_type: "11B03".into(),
-                severity: 2,
-                title: "暴雨橙色预警".into(),
                 body: "预计未来6小时有暴雨".into(),
-                lang: "zho".into(),
-                audio_sha256: None,
-                audio_size: None,
-                areas: areas.iter().map(|a| rc(a)).collect(),
-                terminals: vec![],
                 start_ms: 0,
                 end_ms: approved_ms + DAY,
-                repeat_count: 1,
-                volume: None,
-                source: "local".into(),
-                owner_region: rc(owner),
-                author_id: Some(1),
-                start_on_approval: false,
-                from_peer: None,
+                ..cuncun_store::testing::warning(areas, owner, 0)
             },
             &op(),
         )

@@ -42,6 +42,7 @@
 //! [`ParseOutcome`] holding the valid rows and every error; the caller adds its own database
 //! checks with [`ParseOutcome::add_error`] and hands the lot to [`error_report`].
 
+mod package;
 mod read;
 mod report;
 pub mod households;
@@ -49,6 +50,7 @@ pub mod resources;
 mod sheet;
 mod values;
 
+pub use package::{MAX_CELL_CHARS, MAX_PARTS, MAX_SHARED_STRINGS, MAX_SHEET_COLUMNS, MAX_SHEET_ROWS, MAX_UNZIPPED_BYTES};
 pub use read::{MAX_CELLS, MAX_DATA_ROWS, MAX_INPUT_BYTES, RawRow, read_rows};
 pub use report::{Message, ParseOutcome, RowCheck, RowError, SheetError, error_report, parse_with};
 pub use sheet::{Cell, Column, ColumnKind, template, write_rows};

@@ -169,6 +169,8 @@ pub(crate) fn open(bytes: &[u8]) -> Result<Xlsx<Cursor<&[u8]>>, SheetError> {
     if !bytes.starts_with(b"PK") {
         return Err(SheetError::NotXlsx("not a zip archive".into()));
     }
+    // Sizes, counts and ranges the file declares are bounded before calamine allocates for them.
+    crate::package::check(bytes)?;
     Xlsx::new(Cursor::new(bytes)).map_err(|e| match e {
         XlsxError::Password => SheetError::LegacyOrEncrypted,
         e => SheetError::NotXlsx(e.to_string()),

@@ -205,3 +205,120 @@ fn formula_errors_and_lossy_cells_are_row_errors() {
     assert!(out.errors[1].message.zh.contains("15 位"));
     assert_eq!(out.valid.len(), 1, "the example row is still fine");
 }
+
+/// `text` with the value of every `attr="..."` replaced.
+fn set_attr(text: &str, attr: &str, value: &str) -> String {
+    let key = format!("{attr}=\"");
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(&key) {
+        let after = &rest[i + key.len()..];
+        let end = after.find('"').expect("closing quote");
+        out.push_str(&rest[..i + key.len()]);
+        out.push_str(value);
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn edit_part(xlsx: &[u8], part: &str, edit: impl Fn(String) -> String) -> Vec<u8> {
+    rezip(xlsx, |name, d| {
+        if name == part {
+            edit(String::from_utf8(d).expect("utf8")).into_bytes()
+        } else {
+            d
+        }
+    })
+}
+
+/// The file is refused as too large, with a message in both languages naming `limit`; the
+/// error report for it still builds.
+fn refused_naming(bytes: &[u8], limit: &str) {
+    let e = read_rows(bytes, COLUMNS).expect_err("a bomb is refused");
+    assert!(matches!(e, SheetError::TooLarge { .. }), "{e:?}");
+    let m = e.message();
+    assert!(m.zh.contains(limit) && m.en.contains(limit), "{m:?} should name {limit}");
+    let out = parse_resources(bytes);
+    assert_eq!(out.errors.len(), 1, "{:?}", out.errors);
+    assert!(error_report(&out.errors, Some(bytes)).is_ok());
+}
+
+#[test]
+fn declared_counts_and_ranges_beyond_the_limits_are_refused_before_reading() {
+    let template = resources_template().expect("template");
+    // calamine reserves room for every declared shared string at once: 4,294,967,295 of them
+    // would abort the process.
+    let sst = edit_part(&template, "xl/sharedStrings.xml", |x| set_attr(&set_attr(&x, "uniqueCount", "4294967295"), "count", "4294967295"));
+    refused_naming(&sst, "2000000");
+    let sst = edit_part(&template, "xl/sharedStrings.xml", |x| set_attr(&x, "uniqueCount", "99999999999999999999999"));
+    refused_naming(&sst, "2000000");
+    // The whole grid Excel allows.
+    let dim = edit_part(&template, SHEET, |x| {
+        let at = x.find("<sheetData").expect("sheetData");
+        if x.contains("<dimension") { set_attr(&x, "ref", "A1:XFD1048576") } else { format!("{}<dimension ref=\"A1:XFD1048576\"/>{}", &x[..at], &x[at..]) }
+    });
+    refused_naming(&dim, "200000");
+    // A row far down.
+    let row = edit_part(&template, SHEET, |x| x.replace("</sheetData>", r#"<row r="1048576"><c r="A1048576"><v>1</v></c></row></sheetData>"#));
+    refused_naming(&row, "200000");
+}
+
+#[test]
+fn a_cell_of_ten_megabytes_is_refused() {
+    let template = resources_template().expect("template");
+    let big = "长".repeat(10 * 1024 * 1024 / 3);
+    let inline = edit_part(&template, SHEET, |x| {
+        x.replace("</sheetData>", &format!(r#"<row r="3"><c r="C3" t="inlineStr"><is><t>{big}</t></is></c></row></sheetData>"#))
+    });
+    refused_naming(&inline, "32767");
+    // The same in a shared string, split over rich-text runs.
+    let half = "a".repeat(20_000);
+    let shared = edit_part(&template, "xl/sharedStrings.xml", |x| x.replacen("<si>", &format!("<si><r><t>{half}</t></r><r><t>{half}</t></r></si><si>"), 1));
+    refused_naming(&shared, "32767");
+    // Just under the limit is fine.
+    let ok = "b".repeat(32_767);
+    let fine = edit_part(&template, SHEET, |x| {
+        x.replace("</sheetData>", &format!(r#"<row r="3"><c r="C3" t="inlineStr"><is><t>{ok}</t></is></c></row></sheetData>"#))
+    });
+    assert!(read_rows(&fine, COLUMNS).is_ok());
+}
+
+/// Offsets of the central directory headers of a zip.
+fn central_headers(zip: &[u8]) -> Vec<usize> {
+    zip.windows(4).enumerate().filter(|(_, w)| *w == b"PK\x01\x02").map(|(i, _)| i).collect()
+}
+
+#[test]
+fn parts_that_unzip_beyond_the_limit_are_refused() {
+    use std::io::{Cursor, Write};
+    let template = resources_template().expect("template");
+    // A part that declares 2 GiB (central directory, uncompressed size at +24).
+    let mut declared = rezip(&template, |_, d| d);
+    let at = central_headers(&declared)[0] + 24;
+    declared[at..at + 4].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+    refused_naming(&declared, "256 MB");
+
+    // A part that really inflates to more than the limit (257 MiB of zeros in 300 KB).
+    let mut src = zip::ZipArchive::new(Cursor::new(&template[..])).expect("zip");
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for i in 0..src.len() {
+        out.raw_copy_file(src.by_index_raw(i).expect("entry")).expect("copy");
+    }
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).compression_level(Some(1));
+    out.start_file("xl/media/image1.png", opts).expect("start");
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..257 {
+        out.write_all(&zeros).expect("write");
+    }
+    let mut bomb = out.finish().expect("finish").into_inner();
+    assert!(bomb.len() < 4 << 20, "the bomb itself is small: {} bytes", bomb.len());
+    refused_naming(&bomb, "256 MB");
+    // The same declaring 1 KB: inflating stops where the declared size is passed.
+    let last = *central_headers(&bomb).last().expect("central header");
+    bomb[last + 24..last + 28].copy_from_slice(&1024u32.to_le_bytes());
+    let local = bomb.windows(4).rposition(|w| w == b"PK\x03\x04").expect("local header");
+    bomb[local + 22..local + 26].copy_from_slice(&1024u32.to_le_bytes());
+    let e = read_rows(&bomb, COLUMNS).expect_err("a lying part is refused");
+    assert!(matches!(&e, SheetError::NotXlsx(d) if d.contains("declared")), "{e:?}");
+}

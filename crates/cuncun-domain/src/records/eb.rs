@@ -209,6 +209,19 @@ pub struct ReceiptIn {
     pub reason: Option<String>,
 }
 
+/// A terminal report that was not stored, with why (table `terminal_quarantine`). Text fields
+/// are escaped before they get here (`protocol::escape_controls`), so keeping it cannot fail
+/// the way storing the report did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quarantined {
+    pub ebrid: String,
+    /// `hb`, `rcpt`, `log` or `status`.
+    pub kind: String,
+    pub payload: String,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DeliverySummary {
     pub targets: i64,
