@@ -206,7 +206,7 @@ async fn ten_concurrent_large_uploads_stay_within_the_memory_ceiling() {
     assert!(read >= cfg.max_concurrent_uploads && busy >= 1, "{statuses:?}");
     let grew = peak_rss_mib().saturating_sub(before);
     let ceiling = cfg.max_concurrent_uploads * mib + 48;
-    eprintln!("ten {body_len}-byte uploads: peak memory grew {grew} MiB (ceiling {ceiling} MiB)");
+    eprintln!("ten {body_len}-byte uploads: {read} read, {busy} turned away; peak memory grew {grew} MiB (ceiling {ceiling} MiB)");
     assert!(grew <= ceiling, "peak memory grew {grew} MiB, more than {ceiling} MiB");
     // Still alive.
     let res = small_post(addr).await;
