@@ -16,10 +16,61 @@ use cuncun_domain::{RegionCode, RegionLevel, Role};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-/// Hashes a password (argon2id); refuses one shorter than 8 characters.
+/// What an account and a hamlet may hold: checked here for the console, the API and every other
+/// caller; the OpenAPI states the same bounds (minLength, maxLength, pattern, minimum, maximum).
+pub const USERNAME_MAX: usize = 64;
+pub const DISPLAY_NAME_MAX: usize = 64;
+/// Long enough for any passphrase, short enough that hashing it costs nothing extra.
+pub const PASSWORD_MAX: usize = 256;
+pub const HAMLET_NAME_MAX: usize = 64;
+/// A hamlet (natural village) has tens to hundreds of households; these bounds only keep
+/// nonsense (2^63 households) out of every sum above it.
+pub const HOUSEHOLDS_MAX: i64 = 100_000;
+pub const POPULATION_MAX: i64 = 1_000_000;
+
+/// A name a person typed: 1 to `max` characters, not blank, no control characters.
+fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.trim().is_empty() || value.chars().count() > max {
+        return Err(Error::BadRequest(format!("{field}: 1-{max} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::BadRequest(format!("{field}: control characters are not allowed")));
+    }
+    Ok(())
+}
+
+/// A username: no spaces and no `:` (it appears in audit entries as `kind:id:name`).
+fn check_username(value: &str) -> Result<()> {
+    check_text("username", value, USERNAME_MAX)?;
+    if value.chars().any(|c| c.is_whitespace() || c == ':') {
+        return Err(Error::BadRequest(format!("username {value:?}: no spaces or colons")));
+    }
+    Ok(())
+}
+
+/// A user's phone: empty, or a mobile or landline number of at most 32 characters (digits,
+/// spaces, dashes), stored as digits only.
+fn checked_phone(value: &str) -> Result<String> {
+    if value.trim().is_empty() {
+        return Ok(String::new());
+    }
+    if value.chars().count() > 32 {
+        return Err(Error::BadRequest("phone: at most 32 characters".into()));
+    }
+    cuncun_domain::service::normalise_phone(value).ok_or_else(|| {
+        let shown: String = value.chars().take(24).collect();
+        Error::BadRequest(format!("phone {shown:?}: not a mobile (11 digits) or landline number with area code"))
+    })
+}
+
+/// Hashes a password (argon2id); refuses one shorter than 8 or longer than 256 characters.
 pub fn hash_password(password: &str) -> std::result::Result<String, String> {
-    if password.chars().count() < 8 {
+    let n = password.chars().count();
+    if n < 8 {
         return Err("password must have at least 8 characters".into());
+    }
+    if n > PASSWORD_MAX {
+        return Err(format!("password: at most {PASSWORD_MAX} characters"));
     }
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
@@ -223,6 +274,13 @@ impl App {
         if !may_edit_regions(p) {
             return Err(Error::Forbidden("your role may not edit the region tree".into()));
         }
+        check_text("name", &h.name, HAMLET_NAME_MAX)?;
+        if !(0..=HOUSEHOLDS_MAX).contains(&h.households) {
+            return Err(Error::BadRequest(format!("households: {} is not within 0-{HOUSEHOLDS_MAX}", h.households)));
+        }
+        if !(0..=POPULATION_MAX).contains(&h.population) {
+            return Err(Error::BadRequest(format!("population: {} is not within 0-{POPULATION_MAX}", h.population)));
+        }
         self.store.region(&h.village_code).await?.ok_or_else(|| Error::NotFound(format!("region {}", h.village_code)))?;
         Ok(self.store.add_hamlet(&h, &actor(p)).await?)
     }
@@ -241,13 +299,16 @@ impl App {
         let role = Role::parse(&u.role).map_err(|e| Error::BadRequest(e.to_string()))?;
         let region = RegionCode::parse(&u.region_code).map_err(|e| Error::BadRequest(format!("region_code: {e}")))?;
         access::in_scope(p, &region)?;
+        check_username(&u.username)?;
+        check_text("display_name", &u.display_name, DISPLAY_NAME_MAX)?;
+        let phone = checked_phone(&u.phone)?;
         let password_hash = hash_password(&u.password).map_err(Error::BadRequest)?;
         let new = NewUser {
             username: u.username.clone(),
             display_name: u.display_name.clone(),
             role,
             region_code: region,
-            phone: u.phone.clone(),
+            phone,
             password_hash,
         };
         Ok(self.store.create_user(&new, &actor(p)).await?)
@@ -261,16 +322,29 @@ impl App {
         Ok(u)
     }
 
-    /// Changes a user; an administrator cannot disable themself or change their own role. Audited.
+    /// Changes a user; an administrator cannot disable themself or change their own role or
+    /// region (moving down would lock them out of moving back). Audited.
     pub async fn update_user(&self, p: &Principal, id: i64, patch: &UserPatch) -> Result<User> {
-        self.managed_user(p, id).await?;
+        let current = self.managed_user(p, id).await?;
         if let Some(r) = &patch.region_code {
             access::in_scope(p, r)?;
         }
-        if p.user_id() == Some(id) && (patch.disabled == Some(true) || patch.role.is_some_and(|r| Some(r) != p.role())) {
-            return Err(Error::BadRequest("you cannot disable yourself or change your own role".into()));
+        if p.user_id() == Some(id) {
+            if patch.disabled == Some(true) || patch.role.is_some_and(|r| Some(r) != p.role()) {
+                return Err(Error::BadRequest("you cannot disable yourself or change your own role".into()));
+            }
+            if patch.region_code.as_ref().is_some_and(|r| *r != current.region_code) {
+                return Err(Error::BadRequest("you cannot change your own region; ask an administrator above you".into()));
+            }
         }
-        Ok(self.store.update_user(id, patch, &actor(p)).await?)
+        let mut patch = patch.clone();
+        if let Some(name) = &patch.display_name {
+            check_text("display_name", name, DISPLAY_NAME_MAX)?;
+        }
+        if let Some(phone) = &patch.phone {
+            patch.phone = Some(checked_phone(phone)?);
+        }
+        Ok(self.store.update_user(id, &patch, &actor(p)).await?)
     }
 
     /// Sets a user's password; a new password ends every session of another user. Audited.

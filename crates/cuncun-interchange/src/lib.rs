@@ -61,6 +61,9 @@ pub struct InterchangeConfig {
     /// How often changes and message state are reported.
     pub report_every: Duration,
     pub limits: Limits,
+    /// `POST /ebd` bodies read at once; more are answered 503 with Retry-After. With the tar
+    /// limit this bounds the memory anonymous senders can take (docs/SECURITY.md).
+    pub max_concurrent_uploads: usize,
 }
 
 impl InterchangeConfig {
@@ -75,6 +78,7 @@ impl InterchangeConfig {
             check_every: Duration::from_secs(60),
             report_every: Duration::from_secs(30),
             limits: Limits::default(),
+            max_concurrent_uploads: 2,
         }
     }
 }
@@ -911,52 +915,141 @@ mod tests {
     }
 }
 
+/// Multipart framing around a package in a `POST /ebd` form.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+/// How long a peer may pause mid-upload before its upload slot is given back.
+const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+/// What a peer turned away for lack of a slot is told to wait (seconds).
+const RETRY_AFTER_S: u64 = 5;
+
+/// The receiving endpoint's state: the interchange and its upload slots.
+#[derive(Clone)]
+struct Intake {
+    ix: Arc<Interchange>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl InterchangeConfig {
+    /// The largest `POST /ebd` body: a package at the tar limit plus its multipart framing.
+    pub fn max_body_bytes(&self) -> u64 {
+        self.limits.max_tar_bytes.saturating_add(FORM_OVERHEAD)
+    }
+}
+
+/// Why an upload was not read to the end.
+enum Cut {
+    TooLarge,
+    Stalled,
+    Broken(String),
+}
+
+/// Appends a chunk unless the body would pass `limit` (bytes are counted, never buffered twice).
+fn append(buf: &mut Vec<u8>, chunk: &[u8], limit: u64) -> Result<(), Cut> {
+    if (buf.len() + chunk.len()) as u64 > limit {
+        return Err(Cut::TooLarge);
+    }
+    buf.extend_from_slice(chunk);
+    Ok(())
+}
+
+/// An error in the platform's JSON shape (docs/SECURITY.md), for what is not an EBDResponse.
+fn refusal(status: axum::http::StatusCode, code: &str, message: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// `POST /ebd`: the receiving endpoint peers post EBDT packages to (multipart with the tar as a
 /// file part, as deployed platforms send, or the bare tar as the body). Peers are authenticated
 /// by their packages' signatures, not by sessions; the answer is always an EBDResponse package.
+///
+/// Anyone can reach it, so the body is bounded before it is read: a Content-Length above
+/// [`InterchangeConfig::max_body_bytes`] is refused with 413 at once, a chunked body is cut off
+/// there, and at most `max_concurrent_uploads` bodies are read at a time (others get 503 with
+/// Retry-After). Each body is held once, in one buffer.
 pub fn routes(ix: Arc<Interchange>) -> axum::Router {
-    use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+    use axum::extract::DefaultBodyLimit;
+    let slots = Arc::new(tokio::sync::Semaphore::new(ix.cfg.max_concurrent_uploads.max(1)));
+    let limit = usize::try_from(ix.cfg.max_body_bytes()).unwrap_or(usize::MAX);
+    axum::Router::new()
+        .route("/ebd", axum::routing::post(receive).fallback(|| async {
+            refusal(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "POST an EBDT package to /ebd".into())
+        }))
+        // The multipart reader stops here too.
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(Intake { ix, slots })
+}
+
+async fn receive(axum::extract::State(intake): axum::extract::State<Intake>, req: axum::extract::Request) -> axum::response::Response {
+    use axum::extract::{FromRequest, Multipart};
     use axum::http::{StatusCode, header};
     use axum::response::IntoResponse;
-    async fn receive(State(ix): State<Arc<Interchange>>, req: Request) -> axum::response::Response {
-        let multipart = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("multipart/form-data"));
-        let bytes: Vec<u8> = if multipart {
-            let mut found = None;
-            match Multipart::from_request(req, &()).await {
-                Ok(mut mp) => {
-                    while let Ok(Some(field)) = mp.next_field().await {
-                        // The first file part is the package, whatever its field name.
-                        if field.file_name().is_some() || found.is_none() {
-                            match field.bytes().await {
-                                Ok(b) => found = Some(b.to_vec()),
-                                Err(e) => return (StatusCode::BAD_REQUEST, format!("reading the upload: {e}")).into_response(),
-                            }
-                            break;
+    use http_body_util::BodyExt;
+    let ix = &intake.ix;
+    let limit = ix.cfg.max_body_bytes();
+    let too_large = || {
+        ix.stats.refused.fetch_add(1, Ordering::Relaxed);
+        refusal(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("an EBDT package here is at most {limit} bytes (with its multipart framing)"))
+    };
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large();
+    }
+    let Ok(_slot) = intake.slots.clone().try_acquire_owned() else {
+        let mut res = refusal(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many packages are being received; try again shortly".into());
+        res.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from(RETRY_AFTER_S));
+        return res;
+    };
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    // Sized from the declared length (already bounded); pages are only touched as bytes arrive.
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    let read: Result<(), Cut> = async {
+        if multipart {
+            let mut mp = Multipart::from_request(req, &()).await.map_err(|e| Cut::Broken(format!("not a multipart upload: {}", e.body_text())))?;
+            let cut = |e: axum::extract::multipart::MultipartError| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => Cut::TooLarge,
+                _ => Cut::Broken(format!("reading the upload: {}", e.body_text())),
+            };
+            // The first part is the package, whatever its field name (as deployed peers send).
+            let Some(mut field) = tokio::time::timeout(UPLOAD_IDLE, mp.next_field()).await.map_err(|_| Cut::Stalled)?.map_err(cut)? else {
+                return Ok(());
+            };
+            while let Some(c) = tokio::time::timeout(UPLOAD_IDLE, field.chunk()).await.map_err(|_| Cut::Stalled)?.map_err(cut)? {
+                append(&mut buf, &c, limit)?;
+            }
+            Ok(())
+        } else {
+            let mut body = req.into_body();
+            loop {
+                match tokio::time::timeout(UPLOAD_IDLE, body.frame()).await.map_err(|_| Cut::Stalled)? {
+                    Some(Ok(f)) => {
+                        if let Some(c) = f.data_ref() {
+                            append(&mut buf, c, limit)?;
                         }
                     }
+                    Some(Err(e)) => return Err(Cut::Broken(format!("reading the body: {e}"))),
+                    None => return Ok(()),
                 }
-                Err(e) => return (StatusCode::BAD_REQUEST, format!("not a multipart upload: {e}")).into_response(),
             }
-            found.unwrap_or_default()
-        } else {
-            match axum::body::to_bytes(req.into_body(), usize::MAX).await {
-                Ok(b) => b.to_vec(),
-                Err(e) => return (StatusCode::BAD_REQUEST, format!("reading the body: {e}")).into_response(),
-            }
-        };
-        let (tar, code) = ix.receive(&bytes).await;
-        if tar.is_empty() {
-            return (StatusCode::INTERNAL_SERVER_ERROR, format!("ResultCode {code}; no response package could be built")).into_response();
         }
-        ([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response()
     }
-    let limit = usize::try_from(ix.cfg.limits.max_tar_bytes).unwrap_or(usize::MAX).saturating_add(1 << 20);
-    axum::Router::new()
-        .route("/ebd", axum::routing::post(receive))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(ix)
+    .await;
+    match read {
+        Ok(()) => {}
+        Err(Cut::TooLarge) => return too_large(),
+        Err(Cut::Stalled) => {
+            return refusal(StatusCode::REQUEST_TIMEOUT, "timeout", format!("the upload paused for more than {} s", UPLOAD_IDLE.as_secs()));
+        }
+        Err(Cut::Broken(m)) => return refusal(StatusCode::BAD_REQUEST, "bad_request", m),
+    }
+    let (tar, code) = ix.receive(&buf).await;
+    drop(buf);
+    if tar.is_empty() {
+        return refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("ResultCode {code}; no response package could be built"));
+    }
+    ([(header::CONTENT_TYPE, "application/x-tar")], tar).into_response()
 }

@@ -56,9 +56,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(e) => Err(AppError::BadRequest(e.body_text())),
+            Err(e) => Err(AppError::rejected(e.status(), &e.body_text())),
         }
     }
+}
+
+/// An optional integer query parameter within the bounds the OpenAPI states for it.
+pub fn bounded(name: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> Result<i64, AppError> {
+    match value {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(v) => Err(AppError::BadRequest(format!("query parameter {name}: {v} is out of range {min}-{max}"))),
+    }
+}
+
+/// `limit` and `offset` of a list, checked: limit in 1..=`max`, offset from 0.
+pub fn paging(limit: Option<i64>, offset: Option<i64>, default: i64, max: i64) -> Result<(i64, i64), AppError> {
+    Ok((bounded("limit", limit, default, 1, max)?, bounded("offset", offset, 0, 0, i64::MAX)?))
+}
+
+/// A free-text query parameter (a name search) of at most `max` characters.
+pub fn bounded_text<'a>(name: &str, value: &'a str, max: usize) -> Result<&'a str, AppError> {
+    if value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(format!("query parameter {name}: at most {max} characters, no control characters")));
+    }
+    Ok(value)
 }
 
 fn code_param(s: &str) -> Result<RegionCode, AppError> {
@@ -168,7 +190,9 @@ struct SearchQ {
 
 async fn search_regions(State(state): State<AppState>, c: Caller, Query(q): Query<SearchQ>) -> Result<Json<Value>, AppError> {
     let scope = q.scope.as_deref().map(code_param).transpose()?;
-    let found = state.app().search_regions(&c.principal(&state).await?, scope.as_ref(), &q.q, q.limit.unwrap_or(50)).await?;
+    let limit = bounded("limit", q.limit, 50, 1, 500)?;
+    let text = bounded_text("q", &q.q, 100)?;
+    let found = state.app().search_regions(&c.principal(&state).await?, scope.as_ref(), text, limit).await?;
     Ok(Json(json!({ "items": found.iter().map(region_out).collect::<Vec<_>>() })))
 }
 
@@ -283,7 +307,8 @@ struct AuditQ {
 }
 
 async fn audit(State(state): State<AppState>, c: Caller, Query(q): Query<AuditQ>) -> Result<Json<Value>, AppError> {
-    let entries = state.app().audit_entries(&c.principal(&state).await?, q.after.unwrap_or(0), q.limit.unwrap_or(100)).await?;
+    let (after, limit) = (bounded("after", q.after, 0, 0, i64::MAX)?, bounded("limit", q.limit, 100, 1, 1000)?);
+    let entries = state.app().audit_entries(&c.principal(&state).await?, after, limit).await?;
     Ok(Json(json!({ "items": entries })))
 }
 
@@ -297,7 +322,8 @@ struct PageQ {
 
 async fn eb_terminals(State(state): State<AppState>, c: Caller, Query(q): Query<PageQ>) -> Result<Json<Value>, AppError> {
     let p = c.principal(&state).await?;
-    let rows = state.app().terminals(&p, q.limit.unwrap_or(500).clamp(1, 10_000), q.offset.unwrap_or(0).max(0)).await?;
+    let (limit, offset) = paging(q.limit, q.offset, 500, 10_000)?;
+    let rows = state.app().terminals(&p, limit, offset).await?;
     Ok(Json(json!({ "items": rows })))
 }
 

@@ -173,9 +173,9 @@ async fn cap_view(
 /// A multipart form's fields by name (the last of a repeated name wins).
 async fn form_fields(mp: &mut axum::extract::Multipart) -> Result<std::collections::HashMap<String, Vec<u8>>, AppError> {
     let mut out = std::collections::HashMap::new();
-    while let Some(field) = mp.next_field().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))? {
+    while let Some(field) = mp.next_field().await.map_err(AppError::upload)? {
         let name = field.name().unwrap_or("").to_string();
-        let bytes = field.bytes().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))?;
+        let bytes = field.bytes().await.map_err(AppError::upload)?;
         out.insert(name, bytes.to_vec());
     }
     Ok(out)

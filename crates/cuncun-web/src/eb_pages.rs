@@ -367,11 +367,11 @@ struct ImportPage {
 
 async fn import_xlsx(State(state): State<AppState>, c: Caller, mut mp: axum::extract::Multipart) -> Result<Response, AppError> {
     let (mut csrf, mut file, mut valid_rows_only) = (String::new(), Vec::new(), false);
-    while let Some(field) = mp.next_field().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))? {
+    while let Some(field) = mp.next_field().await.map_err(AppError::upload)? {
         match field.name().unwrap_or("") {
             "csrf" => csrf = field.text().await.unwrap_or_default(),
             "mode" => valid_rows_only = field.text().await.unwrap_or_default() == "valid_rows",
-            "file" => file = field.bytes().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))?.to_vec(),
+            "file" => file = field.bytes().await.map_err(AppError::upload)?.to_vec(),
             _ => {}
         }
     }
@@ -550,10 +550,10 @@ async fn act(
 
 async fn upload_audio(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, mut mp: axum::extract::Multipart) -> Result<Response, AppError> {
     let (mut csrf, mut file) = (String::new(), Vec::new());
-    while let Some(field) = mp.next_field().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))? {
+    while let Some(field) = mp.next_field().await.map_err(AppError::upload)? {
         match field.name().unwrap_or("") {
             "csrf" => csrf = field.text().await.unwrap_or_default(),
-            "file" => file = field.bytes().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))?.to_vec(),
+            "file" => file = field.bytes().await.map_err(AppError::upload)?.to_vec(),
             _ => {}
         }
     }

@@ -11,6 +11,10 @@ pub enum AppError {
     NotFound(String),
     BadRequest(String),
     Conflict(String),
+    /// The request body is larger than the route accepts (see [`crate::limits`]).
+    PayloadTooLarge(String),
+    /// The path exists but not with this method; the text names the methods it takes.
+    MethodNotAllowed(String),
     TooManyRequests(String),
     Csrf,
     Unavailable(String),
@@ -29,6 +33,8 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -42,6 +48,8 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::BadRequest(_) => "bad_request",
             AppError::Conflict(_) => "conflict",
+            AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::MethodNotAllowed(_) => "method_not_allowed",
             AppError::TooManyRequests(_) => "too_many_requests",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
@@ -58,8 +66,33 @@ impl AppError {
             | AppError::NotFound(m)
             | AppError::BadRequest(m)
             | AppError::Conflict(m)
+            | AppError::PayloadTooLarge(m)
+            | AppError::MethodNotAllowed(m)
             | AppError::TooManyRequests(m) => m.clone(),
         }
+    }
+
+    /// An error response that no handler of ours made (axum's own rejections of a query string,
+    /// a form, a JSON or multipart body, an unknown method): its status and plain text, in our
+    /// shape. Every 4xx the OpenAPI does not list becomes 400, so clients see documented statuses.
+    pub fn rejected(status: StatusCode, text: &str) -> AppError {
+        let text = text.trim().to_string();
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(text),
+            StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed(text),
+            StatusCode::NOT_FOUND => AppError::NotFound(if text.is_empty() { "no such page or endpoint".into() } else { text }),
+            StatusCode::UNAUTHORIZED => AppError::Unauthorized,
+            StatusCode::FORBIDDEN => AppError::Forbidden(text),
+            StatusCode::CONFLICT => AppError::Conflict(text),
+            StatusCode::TOO_MANY_REQUESTS => AppError::TooManyRequests(text),
+            s if s.is_server_error() => AppError::Internal(format!("{s}: {text}")),
+            _ => AppError::BadRequest(if text.is_empty() { status.canonical_reason().unwrap_or("bad request").into() } else { text }),
+        }
+    }
+
+    /// A multipart upload that could not be read: too large (413) or malformed (400).
+    pub fn upload(e: axum::extract::multipart::MultipartError) -> AppError {
+        AppError::rejected(e.status(), &format!("upload: {}", e.body_text()))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod eb_pages;
 pub mod error;
 pub mod i18n;
 pub mod interchange_pages;
+pub mod limits;
 pub mod metrics;
 pub mod pages;
 pub mod report_pages;
@@ -188,9 +189,14 @@ pub fn router(state: AppState) -> Router {
         .merge(cap_pages::routes())
         .nest("/api/v1", api::routes().merge(service_api::routes()).merge(cap_pages::api_routes()))
         .route("/openapi.json", axum::routing::get(api::openapi))
+        // Declared so that the layers below (the error page among them) wrap it too.
+        .fallback(|| async { AppError::NotFound("no such page".into()) })
+        .layer(axum::middleware::from_fn(limits::bounds))
         .layer(axum::middleware::from_fn_with_state(state.clone(), error::html_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::middleware::from_fn(security_headers))
+        // `limits::bounds` bounds every body itself; axum's own 2 MiB default would cut uploads.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state);
     // Audio for terminals: public by content hash, outside the session-checked routes.
     let app = match media {

@@ -218,13 +218,19 @@ struct LangQuery {
 
 async fn set_lang(State(state): State<AppState>, Path(lang): Path<String>, q: Query<LangQuery>) -> Response {
     let l = Lang::from_tag(&lang).unwrap_or(Lang::Zh);
-    // Only local paths: never an open redirect.
-    let back = q.back.as_deref().filter(|b| b.starts_with('/') && !b.starts_with("//")).unwrap_or("/");
+    let back = q.back.as_deref().filter(|b| same_site_path(b)).unwrap_or("/");
     let mut c = format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", l.short());
     if state.opts.secure_cookies {
         c.push_str("; Secure");
     }
     ([(header::SET_COOKIE, c)], Redirect::to(back)).into_response()
+}
+
+/// Whether `back` is a path on this site and nothing a browser could read as another host: one
+/// leading slash, no backslash (browsers read `/\host` as `//host`), no control characters
+/// (browsers strip them, so `/<TAB>/host` is `//host`).
+pub fn same_site_path(back: &str) -> bool {
+    back.starts_with('/') && !back.starts_with("//") && !back.contains('\\') && !back.chars().any(char::is_control)
 }
 
 // ---- home and regions ----

@@ -11,7 +11,7 @@ use crate::pages::{Chrome, render};
 use crate::session::Caller;
 use crate::{AppError, AppState};
 use askama::Template;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -34,10 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/report/dashboard", get(dashboard_page))
         .route("/report/drill/{id}", get(drill_page))
         .route("/report/targets", get(targets_page).post(targets_post))
-        .route(
-            "/report/checklist",
-            get(checklist_page).post(checklist_post).layer(DefaultBodyLimit::max(MAX_EVIDENCE + 64 * 1024)),
-        )
+        .route("/report/checklist", get(checklist_page).post(checklist_post))
         .route("/report/checklist/{item}/file", get(checklist_file))
         .route("/report/sites", get(sites_page).post(sites_add))
         .route("/report/sites/{id}", get(site_page).post(site_update))
@@ -676,7 +673,7 @@ async fn checklist_page(State(state): State<AppState>, c: Caller, Query(q): Quer
 async fn checklist_post(State(state): State<AppState>, c: Caller, mut mp: axum::extract::Multipart) -> Result<Response, AppError> {
     let (mut csrf, mut input) = (String::new(), CheckInput::default());
     let mut file: Option<EvidenceFile> = None;
-    while let Some(field) = mp.next_field().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))? {
+    while let Some(field) = mp.next_field().await.map_err(AppError::upload)? {
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
             "file" => {

@@ -21,8 +21,8 @@ pub fn routes() -> Router<AppState> {
         .route("/service/tickets/{id}/{action}", post(act))
         .route("/service/indicators", get(indicators))
         .route("/service/households", get(households))
-        .route("/service/households/import", post(import_households).layer(axum::extract::DefaultBodyLimit::max(cuncun_xlsx::MAX_INPUT_BYTES)))
-        .route("/service/stewards/import", post(import_stewards).layer(axum::extract::DefaultBodyLimit::max(cuncun_xlsx::MAX_INPUT_BYTES)))
+        .route("/service/households/import", post(import_households))
+        .route("/service/stewards/import", post(import_stewards))
 }
 
 fn id_param(s: &str) -> Result<i64, AppError> {
@@ -46,7 +46,8 @@ struct TicketsQ {
 
 async fn tickets(State(state): State<AppState>, c: Caller, Query(q): Query<TicketsQ>) -> Result<Json<Value>, AppError> {
     let p = c.principal(&state).await?;
-    let list = state.app().tickets(&p, &q.q, q.limit.unwrap_or(50).clamp(1, 1000), q.offset.unwrap_or(0).max(0)).await?;
+    let (limit, offset) = crate::api::paging(q.limit, q.offset, 50, 1000)?;
+    let list = state.app().tickets(&p, &q.q, limit, offset).await?;
     Ok(Json(json!({ "items": list.rows.iter().map(|r| ticket_json(&state, r)).collect::<Vec<_>>() })))
 }
 
@@ -140,8 +141,9 @@ async fn households(State(state): State<AppState>, c: Caller, Query(q): Query<Ho
         Some(r) => Some(cuncun_domain::RegionCode::parse(r).map_err(|e| AppError::BadRequest(format!("region: {e}")))?),
         None => None,
     };
+    let (limit, offset) = crate::api::paging(q.limit, q.offset, 100, 1000)?;
+    crate::api::bounded_text("q", &q.q, 100)?;
     let hq = HouseholdQuery { care_only: q.care.unwrap_or(false), text: q.q };
-    let (limit, offset) = (q.limit.unwrap_or(100).clamp(1, 1000), q.offset.unwrap_or(0).max(0));
     let list = state.app().households(&c.principal(&state).await?, scope.as_ref(), &hq, limit, offset).await?;
     Ok(Json(json!({ "items": list.rows })))
 }

@@ -11,7 +11,7 @@ use crate::pages::{Chrome, render};
 use crate::session::{Caller, client_of, lang_of};
 use crate::{AppError, AppState};
 use askama::Template;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/service/tickets", get(tickets_page).post(intake))
         .route("/service/tickets/new", get(intake_page))
         .route("/service/tickets/{id}", get(ticket_page))
-        .route("/service/tickets/{id}/photo", post(upload_photo).layer(DefaultBodyLimit::max(MAX_PHOTO + 64 * 1024)))
+        .route("/service/tickets/{id}/photo", post(upload_photo))
         .route("/service/tickets/{id}/{action}", post(act))
         .route("/service/photos/{id}", get(photo))
         .route("/service/my", get(my_page))
@@ -377,11 +377,11 @@ async fn act(State(state): State<AppState>, c: Caller, Path((id, action)): Path<
 
 async fn upload_photo(State(state): State<AppState>, c: Caller, Path(id): Path<i64>, mut mp: axum::extract::Multipart) -> Result<Response, AppError> {
     let (mut csrf, mut file, mut back) = (String::new(), Vec::new(), String::new());
-    while let Some(field) = mp.next_field().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))? {
+    while let Some(field) = mp.next_field().await.map_err(AppError::upload)? {
         match field.name().unwrap_or("") {
             "csrf" => csrf = field.text().await.unwrap_or_default(),
             "back" => back = field.text().await.unwrap_or_default(),
-            "photo" => file = field.bytes().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))?.to_vec(),
+            "photo" => file = field.bytes().await.map_err(AppError::upload)?.to_vec(),
             _ => {}
         }
     }
@@ -807,19 +807,16 @@ use crate::eb_pages::{XLSX, sheet_err, xlsx_response};
 /// The household and steward sheets, for callers without their own dependency (the benchmark).
 pub use cuncun_xlsx::households as sheets;
 
-/// Largest workbook accepted for an import (the reader's own limit).
-const MAX_UPLOAD: usize = cuncun_xlsx::MAX_INPUT_BYTES;
-
 pub fn registry_routes() -> Router<AppState> {
     Router::new()
         .route("/service/households", get(households_page))
         .route("/service/households/template.xlsx", get(households_template))
         .route("/service/households/export.xlsx", get(households_export))
-        .route("/service/households/import", post(households_import).layer(DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)))
+        .route("/service/households/import", post(households_import))
         .route("/service/stewards", get(stewards_page))
         .route("/service/stewards/template.xlsx", get(stewards_template))
         .route("/service/stewards/export.xlsx", get(stewards_export))
-        .route("/service/stewards/import", post(stewards_import).layer(DefaultBodyLimit::max(MAX_UPLOAD + 64 * 1024)))
+        .route("/service/stewards/import", post(stewards_import))
         .route("/service/stewards/{id}/user", post(link_user))
 }
 
@@ -921,11 +918,11 @@ pub async fn import_households_checked(state: &AppState, c: &Caller, bytes: &[u8
 
 async fn read_upload(mut mp: axum::extract::Multipart) -> Result<(String, Vec<u8>, bool), AppError> {
     let (mut csrf, mut file, mut valid_rows_only) = (String::new(), Vec::new(), false);
-    while let Some(field) = mp.next_field().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))? {
+    while let Some(field) = mp.next_field().await.map_err(AppError::upload)? {
         match field.name().unwrap_or("") {
             "csrf" => csrf = field.text().await.unwrap_or_default(),
             "mode" => valid_rows_only = field.text().await.unwrap_or_default() == "valid_rows",
-            "file" => file = field.bytes().await.map_err(|e| AppError::BadRequest(format!("upload: {e}")))?.to_vec(),
+            "file" => file = field.bytes().await.map_err(AppError::upload)?.to_vec(),
             _ => {}
         }
     }

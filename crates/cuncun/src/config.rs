@@ -55,6 +55,12 @@ pub struct InterchangeCfg {
     pub check_every_s: u64,
     pub report_every_s: u64,
     pub peer: Vec<PeerCfg>,
+    /// Largest EBDT package `POST /ebd` accepts, in MiB; a larger body is refused with 413
+    /// before it is read. Default: the EBD tar limit (256 MiB).
+    pub max_package_mib: u64,
+    /// `POST /ebd` bodies read at once; more get 503 with Retry-After. Memory for anonymous
+    /// uploads stays under about this many times the package limit (docs/SECURITY.md).
+    pub max_concurrent_uploads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +85,8 @@ impl Default for InterchangeCfg {
             check_every_s: 60,
             report_every_s: 30,
             peer: Vec::new(),
+            max_package_mib: cuncun_ebd::Limits::default().max_tar_bytes >> 20,
+            max_concurrent_uploads: 2,
         }
     }
 }
@@ -318,6 +326,12 @@ impl Config {
             if cfg.interchange.auto_dispatch.iter().any(|s| !(1..=4).contains(s)) {
                 bail!("interchange.auto_dispatch: severities are 1 (red) to 4 (blue)");
             }
+            if !(1..=1024).contains(&cfg.interchange.max_package_mib) {
+                bail!("interchange.max_package_mib = {}: must be 1-1024", cfg.interchange.max_package_mib);
+            }
+            if !(1..=64).contains(&cfg.interchange.max_concurrent_uploads) {
+                bail!("interchange.max_concurrent_uploads = {}: must be 1-64", cfg.interchange.max_concurrent_uploads);
+            }
         }
         if let Some(r) = &cfg.eb.region {
             cuncun_domain::RegionCode::parse(r).map_err(|e| anyhow::anyhow!("eb.region: {e}"))?;
@@ -384,6 +398,9 @@ mod tests {
         let ok = format!("{base}auto_dispatch = [1]\n[[interchange.peer]]\nrole = \"parent\"\nebrid = \"10500000000000000000101\"\nurl = \"http://p/ebd\"\nname = \"p\"\n");
         let c = Config::load_with(Some(&write("ix4.toml", &ok)), &[]).unwrap();
         assert_eq!((c.interchange.peer.len(), c.interchange.auto_dispatch.clone()), (1, vec![1]));
+        assert_eq!((c.interchange.max_package_mib, c.interchange.max_concurrent_uploads), (256, 2), "upload bounds by default");
+        assert!(e(&format!("{base}max_concurrent_uploads = 0\n"), "ix5.toml").contains("interchange.max_concurrent_uploads"));
+        assert!(e(&format!("{base}max_package_mib = 100000\n"), "ix6.toml").contains("interchange.max_package_mib"));
         let esc = e("[web]\nescalate_after_hours = 30\n", "esc.toml");
         assert!(esc.contains("web.escalate_after_hours"), "{esc}");
         let c = Config::load_with(Some(&write("esc2.toml", "[web]\nescalate_after_hours = 12\n")), &[]).unwrap();

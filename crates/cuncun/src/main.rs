@@ -407,6 +407,8 @@ fn start_interchange(
     c.auto_dispatch = ic.auto_dispatch.clone();
     c.check_every = std::time::Duration::from_secs(ic.check_every_s.max(1));
     c.report_every = std::time::Duration::from_secs(ic.report_every_s.max(1));
+    c.limits.max_tar_bytes = ic.max_package_mib << 20;
+    c.max_concurrent_uploads = ic.max_concurrent_uploads;
     for p in &ic.peer {
         c.peers.push(cuncun_interchange::Peer {
             role: if p.role == "parent" { cuncun_interchange::PeerRole::Parent } else { cuncun_interchange::PeerRole::Child },

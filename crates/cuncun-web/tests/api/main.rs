@@ -5,6 +5,7 @@
 mod cap;
 mod eb;
 mod exploits;
+mod hardening;
 mod harness;
 mod interchange;
 mod jobs;
