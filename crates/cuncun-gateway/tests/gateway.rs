@@ -296,7 +296,7 @@ async fn slow_subscriber_is_dropped() {
     let mut fast = terminal(g.addr, A1).await;
     // A2 subscribes, then never reads again.
     let mut s = TcpStream::connect(g.addr).await.expect("connect");
-    let mut b = connect_bytes(A2, 0);
+    let mut b = connect_bytes(A2, 120);
     let sub = raw::Subscribe::new(protocol::region_cmd_topic("500236"), QoS::AtMostOnce);
     let mut sub = sub;
     sub.pkid = 1;

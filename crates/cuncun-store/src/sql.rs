@@ -19,6 +19,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "0007_service_stats", include_str!("../migrations/sqlite/0007_service_stats.sql")),
     (8, "0008_sites", include_str!("../migrations/sqlite/0008_sites.sql")),
     (9, "0009_workflow", include_str!("../migrations/sqlite/0009_workflow.sql")),
+    (11, "0011_commands", include_str!("../migrations/sqlite/0011_commands.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -30,6 +31,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "0007_service_stats", include_str!("../migrations/postgres/0007_service_stats.sql")),
     (8, "0008_sites", include_str!("../migrations/postgres/0008_sites.sql")),
     (9, "0009_workflow", include_str!("../migrations/postgres/0009_workflow.sql")),
+    (11, "0011_commands", include_str!("../migrations/postgres/0011_commands.sql")),
 ];
 
 pub struct SqlStore {
