@@ -387,7 +387,7 @@ async fn work_item(
                 store.transition_message(system_move(&m, MsgCommand::Finish { received: false })?, &Actor::system()).await?;
                 return Ok(());
             }
-            play_of(&m, &cfg)
+            play_of(&m, cfg)
         }
     };
     // Noted before it goes out: a cancel committed meanwhile then finds every terminal that may
@@ -505,22 +505,6 @@ fn resend_due(last_sent_ms: Option<i64>, conn_sends: i64, now: i64, cfg: &EbConf
     last.saturating_add(wait) <= now
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resends_back_off_per_connection() {
-        let cfg = EbConfig { resend_after: Duration::from_secs(5), resend_max_interval: Duration::from_secs(60), max_sends: 10, ..Default::default() };
-        assert!(resend_due(None, 0, 0, &cfg), "never sent: due");
-        assert!(resend_due(Some(1_000), 0, 1_000, &cfg), "sent on an earlier connection: due at once");
-        assert!(!resend_due(Some(0), 1, 4_999, &cfg) && resend_due(Some(0), 1, 5_000, &cfg), "first wait 5 s");
-        assert!(!resend_due(Some(0), 2, 9_999, &cfg) && resend_due(Some(0), 2, 10_000, &cfg), "then 10 s");
-        assert!(!resend_due(Some(0), 3, 19_999, &cfg) && resend_due(Some(0), 3, 20_000, &cfg), "then 20 s");
-        assert!(!resend_due(Some(0), 6, 59_999, &cfg) && resend_due(Some(0), 6, 60_000, &cfg), "capped at 60 s");
-        assert!(!resend_due(Some(0), 10, i64::MAX, &cfg), "at most 10 on one connection");
-    }
-}
 
 /// Re-sends to online targets that have not receipted, and closes messages whose time is over.
 async fn resend_worker(store: &dyn Store, bus: &dyn Bus, stats: &EbStats, cfg: &EbConfig, report: Report<'_>) {
@@ -588,5 +572,22 @@ async fn resend_worker(store: &dyn Store, bus: &dyn Bus, stats: &EbStats, cfg: &
             }
         }
         report(Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resends_back_off_per_connection() {
+        let cfg = EbConfig { resend_after: Duration::from_secs(5), resend_max_interval: Duration::from_secs(60), max_sends: 10, ..Default::default() };
+        assert!(resend_due(None, 0, 0, &cfg), "never sent: due");
+        assert!(resend_due(Some(1_000), 0, 1_000, &cfg), "sent on an earlier connection: due at once");
+        assert!(!resend_due(Some(0), 1, 4_999, &cfg) && resend_due(Some(0), 1, 5_000, &cfg), "first wait 5 s");
+        assert!(!resend_due(Some(0), 2, 9_999, &cfg) && resend_due(Some(0), 2, 10_000, &cfg), "then 10 s");
+        assert!(!resend_due(Some(0), 3, 19_999, &cfg) && resend_due(Some(0), 3, 20_000, &cfg), "then 20 s");
+        assert!(!resend_due(Some(0), 6, 59_999, &cfg) && resend_due(Some(0), 6, 60_000, &cfg), "capped at 60 s");
+        assert!(!resend_due(Some(0), 10, i64::MAX, &cfg), "at most 10 on one connection");
     }
 }

@@ -6,14 +6,17 @@
 //! terminal goes offline within 1.5 keep-alives.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{SECRET, approve, message, rc};
+
 use cuncun_domain::authz::{MsgCommand, Principal, Via, WorkflowSettings, decide};
-use cuncun_domain::eb::{Ebrid, ResourceKind};
+use cuncun_domain::eb::ResourceKind;
 use cuncun_domain::model::Region;
 use cuncun_domain::protocol::{self, Command, Receipt, Stage};
-use cuncun_domain::{RegionCode, Role};
+use cuncun_domain::Role;
 use cuncun_eb::{DeviceAuth, EbConfig, EbWorker, hash_secret};
 use cuncun_gateway::GatewayConfig;
-use cuncun_store::eb::{MessageMove, NewMessage, NewResource};
+use cuncun_store::eb::{MessageMove, NewResource};
 use cuncun_store::testing::{TestDb, all_backends};
 use cuncun_store::{Actor, Store};
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS};
@@ -23,11 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-fn rc(s: &str) -> RegionCode {
-    RegionCode::parse(s).unwrap()
-}
 
 /// County `county` (6 digits) with township 100 and its villages 201 and 202, one loudspeaker
 /// each; returns their codes.
@@ -151,6 +150,11 @@ impl Terminal {
     fn cancels(&self, id: &str) -> u32 {
         self.seen.lock().unwrap().cancels.get(id).copied().unwrap_or(0)
     }
+    /// From its latest `online` status to the first copy of play `id`.
+    fn catch_up_lag(&self, id: &str) -> Duration {
+        let g = self.seen.lock().unwrap();
+        g.first_play[id] - g.online_at.unwrap()
+    }
     /// Gone, as a power cut: the socket closes without DISCONNECT.
     fn kill(self) {
         self.task.abort();
@@ -243,39 +247,7 @@ fn terminal(addr: SocketAddr, id: &str, b: Behaviour) -> Terminal {
     Terminal { seen, ignore_cancels, hang, task }
 }
 
-fn message(county: &str, areas: &[&str], valid_ms: i64) -> NewMessage {
-    NewMessage {
-        platform: Ebrid::generate(&rc(county), ResourceKind::Platform, 1).unwrap(),
-        msg_type: "broadcast".into(),
-        related_ebmid: None,
-        priority: "emergency".into(),
-        drill: false,
-        event_type: "11B03".into(),
-        severity: 2,
-        title: "暴雨橙色预警".into(),
-        body: "测试".into(),
-        lang: "zho".into(),
-        audio_sha256: None,
-        audio_size: None,
-        areas: areas.iter().map(|a| rc(a)).collect(),
-        terminals: vec![],
-        start_ms: cuncun_store::now_ms(),
-        end_ms: cuncun_store::now_ms() + valid_ms,
-        repeat_count: 20,
-        volume: None,
-        source: "local".into(),
-        owner_region: rc(county),
-        author_id: Some(1),
-        start_on_approval: false,
-        from_peer: None,
-    }
-}
 
-async fn approve(store: &dyn Store, m: &NewMessage) -> String {
-    let msg = store.create_message(m, &Actor::system()).await.unwrap();
-    cuncun_store::testing::submit_and_approve(store, &msg, &Actor::system()).await.unwrap();
-    msg.ebmid
-}
 
 /// Cancels as a reviewer of the county would (a false alarm).
 async fn cancel(store: &dyn Store, ebmid: &str) {
@@ -419,10 +391,8 @@ async fn catch_up_follows_the_online_status_whatever_the_subscribe_delay() {
         let b = Behaviour { subscribe_delay: Duration::from_millis(delay), receipt_plays: false, ..Default::default() };
         let t = terminal(p.addr, &ids[0], b);
         wait_for(&format!("the play after a {delay} ms subscribe delay"), 10, || t.plays(&ebmid) >= 1).await;
-        let seen = t.seen.lock().unwrap();
-        let lag = seen.first_play[&ebmid] - seen.online_at.unwrap();
+        let lag = t.catch_up_lag(&ebmid);
         assert!(lag < Duration::from_secs(3), "connection {i}: catch-up {lag:?} after the online status");
-        drop(seen);
         t.kill();
         wait_online(&*p.store, &ids[0], false).await;
     }
@@ -543,9 +513,7 @@ async fn catch_up_through_an_external_broker_follows_the_online_status() {
     let b = Behaviour { subscribe_delay: Duration::from_secs(1), ..Default::default() };
     let t = terminal(broker, &ids[0], b);
     wait_for("the play through the broker after a 1 s subscribe delay", 10, || t.plays(&ebmid) >= 1).await;
-    let seen = t.seen.lock().unwrap();
-    let lag = seen.first_play[&ebmid] - seen.online_at.unwrap();
+    let lag = t.catch_up_lag(&ebmid);
     assert!(lag < Duration::from_secs(3), "catch-up {lag:?} after the online status");
-    drop(seen);
     t.kill();
 }
