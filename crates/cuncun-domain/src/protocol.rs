@@ -84,6 +84,9 @@ pub enum Stage {
     Started,
     Finished,
     Failed,
+    /// The receipt of a `cancel` (its `id` is the cancelled message's): sent for every copy of
+    /// the cancel, whether the terminal was playing the message, had finished it or never had it.
+    Cancelled,
 }
 
 /// `eb/v1/t/{ebrid}/rcpt`: one receipt per stage of a message.
@@ -377,5 +380,7 @@ mod tests {
         let r: Receipt = serde_json::from_str(r#"{"v":1,"id":"m","stage":"received","ts":5}"#).unwrap();
         assert_eq!(r.stage, Stage::Received);
         assert!(serde_json::from_str::<Receipt>(r#"{"v":1,"id":"m","stage":"lost","ts":5}"#).is_err());
+        let r: Receipt = serde_json::from_str(r#"{"v":1,"id":"m","stage":"cancelled","ts":5}"#).unwrap();
+        assert_eq!(r.stage, Stage::Cancelled, "a cancel has a receipt stage of its own");
     }
 }

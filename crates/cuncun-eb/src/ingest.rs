@@ -100,8 +100,11 @@ impl Batch {
         stats.reports.fetch_add(1, Ordering::Relaxed);
         let now = now_ms();
         let (id, kind, payload) = match ev {
-            BusEvent::Online { id } => return self.presence(id, true, now, stats),
-            BusEvent::Offline { id } => return self.presence(id, false, now, stats),
+            // A connection is not yet a terminal that can hear: catch-up waits for its `online`
+            // status (Ready), which it publishes once subscribed.
+            BusEvent::Online { id } => return self.presence(id, true, false, now, stats),
+            BusEvent::Ready { id } => return self.ready(id, stats),
+            BusEvent::Offline { id } => return self.presence(id, false, false, now, stats),
             BusEvent::Up { id, kind, payload } => (id, kind, payload),
         };
         if let Err(e) = protocol::check_terminal_id(&id) {
@@ -127,7 +130,7 @@ impl Batch {
             "log" => parse(&payload, LogEntry::check).map(|l| self.logs.push((id.clone(), l))),
             // The embedded gateway reports connections itself; through an external broker these
             // messages (and the will) are how we learn them.
-            "status" => parse(&payload, |_: &Status| Ok(())).map(|s| self.presence(id.clone(), s.online, now, stats)),
+            "status" => parse(&payload, |_: &Status| Ok(())).map(|s| self.presence(id.clone(), s.online, s.online, now, stats)),
             _ => Err(Refusal::Malformed("unknown report kind".into())),
         };
         if let Err(e) = checked {
@@ -138,14 +141,24 @@ impl Batch {
         }
     }
 
-    fn presence(&mut self, id: String, online: bool, now: i64, stats: &EbStats) {
+    /// A terminal that announced itself subscribed: catch it up.
+    fn ready(&mut self, id: String, stats: &EbStats) {
+        match protocol::check_terminal_id(&id) {
+            Ok(()) => self.came_online.push(id),
+            Err(e) => self.set_aside(stats, &id, "status", r#"{"v":1,"online":true}"#, e.to_string()),
+        }
+    }
+
+    fn presence(&mut self, id: String, online: bool, catch_up: bool, now: i64, stats: &EbStats) {
         if let Err(e) = protocol::check_terminal_id(&id) {
             let payload = format!(r#"{{"v":1,"online":{online}}}"#);
             return self.set_aside(stats, &id, "status", &payload, e.to_string());
         }
         if online {
             self.status.push(StatusChange::Online { ebrid: id.clone(), at_ms: now });
-            self.came_online.push(id);
+            if catch_up {
+                self.came_online.push(id);
+            }
         } else {
             self.status.push(StatusChange::Offline { ebrid: id, at_ms: now });
         }

@@ -7,7 +7,7 @@ use cuncun_domain::eb::MessageStatus;
 use crate::ingest::ingest;
 use cuncun_domain::protocol::{self, Command, Play, Priority};
 use cuncun_gateway::{Bus, BusEvent};
-use cuncun_store::eb::{Message, MessageMove};
+use cuncun_store::eb::{CommandRow, Message, MessageMove};
 use cuncun_store::{Actor, Store, now_ms};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,9 +16,14 @@ use tokio::sync::{Notify, mpsc};
 
 #[derive(Debug, Clone)]
 pub struct EbConfig {
-    /// A target that has not receipted this long after a send is sent the message again.
+    /// A target that has not receipted this long after its first send on a connection is sent
+    /// the message (or command) again; each further wait doubles, up to `resend_max_interval`.
     pub resend_after: Duration,
-    /// At most this many sends per terminal and message (the first included).
+    /// The longest wait between two re-sends on one connection.
+    pub resend_max_interval: Duration,
+    /// At most this many sends per terminal, message (or command) and connection, the first
+    /// included; a new connection starts again. Never a lifetime count: a terminal that
+    /// reconnects often still gets a still-valid warning.
     pub max_sends: i64,
     /// Device reports are written at most this often.
     pub flush_every: Duration,
@@ -40,6 +45,7 @@ impl Default for EbConfig {
     fn default() -> Self {
         EbConfig {
             resend_after: Duration::from_secs(5),
+            resend_max_interval: Duration::from_secs(60),
             max_sends: 10,
             flush_every: Duration::from_millis(250),
             media_base_url: String::new(),
@@ -61,6 +67,8 @@ pub struct EbStats {
     pub heartbeats: AtomicU64,
     pub dispatched: AtomicU64,
     pub resends: AtomicU64,
+    /// Tracked commands (cancels) sent on terminals' own topics.
+    pub commands_sent: AtomicU64,
     pub flushes: AtomicU64,
     /// Reports set aside in `terminal_quarantine`: refused at the edge or by the database.
     pub quarantined: AtomicU64,
@@ -142,9 +150,11 @@ pub enum EbWorker {
     Ingest,
     /// Publishes approved messages and cancels from the outbox.
     Dispatch,
-    /// Sends a (re)connecting terminal every still-valid message it has not received.
+    /// Sends a terminal that says it is listening (its `online` status) every command it has
+    /// not receipted and every still-valid message it has not received.
     ReconnectCatchup,
-    /// Re-sends to online targets that have not receipted; closes messages whose time is over.
+    /// Re-sends, with backoff, to online targets that have not receipted a message or a
+    /// command; closes messages whose time is over.
     Resend,
 }
 
@@ -280,9 +290,17 @@ async fn work_item(
                 store.transition_message(system_move(&m, MsgCommand::Finish { received: false })?, &Actor::system()).await?;
                 return Ok(());
             }
-            play_of(&m, &cfg)
+            play_of(&m, cfg)
         }
     };
+    // Noted before it goes out: a cancel committed meanwhile then finds every terminal that may
+    // have heard the play, and a cancel's re-sends wait their interval after this broadcast.
+    if action == "cancel" {
+        let open: Vec<i64> = store.message_commands(m.id).await?.iter().filter(|c| c.done_ms.is_none()).map(|c| c.id).collect();
+        store.record_command_sends(&open, now_ms()).await?;
+    } else {
+        store.record_sends(m.id, &[], now_ms()).await?;
+    }
     let bytes = encode(&cmd);
     // Once per target area: the broker or gateway fans out to every terminal subscribed below it.
     for a in &m.areas {
@@ -299,7 +317,6 @@ async fn work_item(
         bus.publish(&protocol::terminal_cmd_topic(e), bytes.clone()).await?;
     }
     if action != "cancel" {
-        store.record_sends(m.id, &[], now_ms()).await?;
         if m.status == MessageStatus::Approved {
             store.transition_message(system_move(&m, MsgCommand::Dispatch)?, &Actor::system()).await?;
         }
@@ -315,7 +332,9 @@ fn system_move(m: &Message, cmd: MsgCommand) -> anyhow::Result<MessageMove> {
     Ok(MessageMove::new(m.id, t))
 }
 
-/// A terminal that (re)connects gets every still-valid message it has not received.
+/// A terminal that says it is listening (its `online` status, sent once subscribed) gets every
+/// command it has not receipted (cancels first, so nothing cancelled starts again) and every
+/// still-valid message it has not received, whatever it was sent on earlier connections.
 async fn reconnect_worker(
     store: &dyn Store,
     bus: &dyn Bus,
@@ -325,34 +344,92 @@ async fn reconnect_worker(
     report: Report<'_>,
 ) {
     while let Some(id) = rx.recv().await {
-        let pending = match store.pending_for_terminal(&id, now_ms()).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "looking up missed messages failed");
-                report(Err(format!("looking up the messages terminal {id} missed: {e}")));
-                continue;
-            }
-        };
-        for m in pending {
-            if m.status != MessageStatus::Dispatching && m.status != MessageStatus::Approved {
-                continue;
-            }
-            let bytes = encode(&play_of(&m, &cfg));
-            if bus.publish(&protocol::terminal_cmd_topic(&id), bytes).await.is_ok() {
-                stats.resends.fetch_add(1, Ordering::Relaxed);
-                let _ = store.record_sends(m.id, std::slice::from_ref(&id), now_ms()).await;
-            }
-        }
-        report(Ok(()));
+        report(catch_up(store, bus, stats, cfg, &id).await.map_err(|e| {
+            tracing::error!(terminal = %id, error = %format!("{e:#}"), "catch-up failed");
+            format!("catching up terminal {id}: {e:#}")
+        }));
     }
 }
 
+async fn catch_up(store: &dyn Store, bus: &dyn Bus, stats: &EbStats, cfg: &EbConfig, id: &str) -> anyhow::Result<()> {
+    let now = now_ms();
+    send_commands(store, bus, stats, store.open_commands_for(id, now).await?, now).await?;
+    let topic = protocol::terminal_cmd_topic(id);
+    for m in store.pending_for_terminal(id, now).await? {
+        if m.status != MessageStatus::Dispatching && m.status != MessageStatus::Approved {
+            continue;
+        }
+        store.record_sends(m.id, &[id.to_string()], now).await?;
+        if bus.publish(&topic, encode(&play_of(&m, cfg))).await.is_ok() {
+            stats.resends.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// The wire form of a tracked command.
+fn command_of(c: &CommandRow) -> Option<Command> {
+    match (c.kind.as_str(), &c.ebmid) {
+        ("cancel", Some(id)) => Some(Command::Cancel { v: protocol::VERSION, id: id.clone() }),
+        ("stop", _) => Some(Command::Stop { v: protocol::VERSION }),
+        _ => None,
+    }
+}
+
+/// Notes the commands as sent, then sends each on its terminal's own topic.
+async fn send_commands(store: &dyn Store, bus: &dyn Bus, stats: &EbStats, cmds: Vec<CommandRow>, now: i64) -> anyhow::Result<()> {
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    store.record_command_sends(&cmds.iter().map(|c| c.id).collect::<Vec<_>>(), now).await?;
+    for c in &cmds {
+        let Some(cmd) = command_of(c) else {
+            tracing::warn!(command = c.id, kind = %c.kind, "stored command of an unknown kind skipped");
+            continue;
+        };
+        if bus.publish(&protocol::terminal_cmd_topic(&c.ebrid), encode(&cmd)).await.is_ok() {
+            stats.commands_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// Whether something last sent at `last_sent_ms`, sent `conn_sends` times on the terminal's
+/// current connection, is due again at `now`: the first wait is `resend_after`, each next one
+/// doubles up to `resend_max_interval`, and a connection gets at most `max_sends`.
+fn resend_due(last_sent_ms: Option<i64>, conn_sends: i64, now: i64, cfg: &EbConfig) -> bool {
+    if conn_sends >= cfg.max_sends {
+        return false;
+    }
+    let Some(last) = last_sent_ms.filter(|_| conn_sends > 0) else { return true };
+    let first = cfg.resend_after.as_millis() as i64;
+    let cap = (cfg.resend_max_interval.as_millis() as i64).max(first);
+    let wait = first.saturating_mul(1i64 << (conn_sends - 1).clamp(0, 20)).min(cap);
+    last.saturating_add(wait) <= now
+}
+
+
 /// Re-sends to online targets that have not receipted, and closes messages whose time is over.
 async fn resend_worker(store: &dyn Store, bus: &dyn Bus, stats: &EbStats, cfg: &EbConfig, report: Report<'_>) {
-    let mut tick = tokio::time::interval(cfg.resend_after);
+    // Ticks faster than the first wait, so that a re-send is late by at most half of it.
+    let mut tick = tokio::time::interval((cfg.resend_after / 2).max(Duration::from_millis(50)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let now = now_ms();
+        match store.open_commands_online(now).await {
+            Ok(cmds) => {
+                let due: Vec<CommandRow> = cmds.into_iter().filter(|c| resend_due(c.last_sent_ms, c.conn_sends, now, cfg)).collect();
+                if let Err(e) = send_commands(store, bus, stats, due, now).await {
+                    tracing::error!(error = %format!("{e:#}"), "re-sending commands failed");
+                    report(Err(format!("re-sending commands: {e:#}")));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading open commands failed");
+                report(Err(format!("reading open commands: {e}")));
+            }
+        }
         let active = match store.active_messages().await {
             Ok(a) => a,
             Err(e) => {
@@ -361,7 +438,6 @@ async fn resend_worker(store: &dyn Store, bus: &dyn Bus, stats: &EbStats, cfg: &
                 continue;
             }
         };
-        let now = now_ms();
         for m in active {
             if m.status != MessageStatus::Dispatching {
                 continue;
@@ -381,25 +457,40 @@ async fn resend_worker(store: &dyn Store, bus: &dyn Bus, stats: &EbStats, cfg: &
                 continue;
             }
             let Ok(rows) = store.deliveries(m.id, true, 100_000).await else { continue };
-            // Only what has waited a full interval since its last send: a receipt may still be on
-            // its way (or in the ingest batch) for what went out just now.
-            let waited = now - cfg.resend_after.as_millis() as i64;
-            let due: Vec<String> = rows
-                .into_iter()
-                .filter(|d| d.online && d.sends < cfg.max_sends && d.last_sent_ms.is_none_or(|t| t <= waited))
-                .map(|d| d.ebrid)
-                .collect();
+            // Only what has waited its interval since its last send on this connection: a
+            // receipt may still be on its way (or in the ingest batch) for what went out just now.
+            let due: Vec<String> =
+                rows.into_iter().filter(|d| d.online && resend_due(d.last_sent_ms, d.conn_sends, now, cfg)).map(|d| d.ebrid).collect();
             if due.is_empty() {
                 continue;
             }
-            let bytes = encode(&play_of(&m, &cfg));
+            if store.record_sends(m.id, &due, now).await.is_err() {
+                continue;
+            }
+            let bytes = encode(&play_of(&m, cfg));
             for e in &due {
                 if bus.publish(&protocol::terminal_cmd_topic(e), bytes.clone()).await.is_ok() {
                     stats.resends.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            let _ = store.record_sends(m.id, &due, now).await;
         }
         report(Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resends_back_off_per_connection() {
+        let cfg = EbConfig { resend_after: Duration::from_secs(5), resend_max_interval: Duration::from_secs(60), max_sends: 10, ..Default::default() };
+        assert!(resend_due(None, 0, 0, &cfg), "never sent: due");
+        assert!(resend_due(Some(1_000), 0, 1_000, &cfg), "sent on an earlier connection: due at once");
+        assert!(!resend_due(Some(0), 1, 4_999, &cfg) && resend_due(Some(0), 1, 5_000, &cfg), "first wait 5 s");
+        assert!(!resend_due(Some(0), 2, 9_999, &cfg) && resend_due(Some(0), 2, 10_000, &cfg), "then 10 s");
+        assert!(!resend_due(Some(0), 3, 19_999, &cfg) && resend_due(Some(0), 3, 20_000, &cfg), "then 20 s");
+        assert!(!resend_due(Some(0), 6, 59_999, &cfg) && resend_due(Some(0), 6, 60_000, &cfg), "capped at 60 s");
+        assert!(!resend_due(Some(0), 10, i64::MAX, &cfg), "at most 10 on one connection");
     }
 }

@@ -2,12 +2,13 @@
 //! targeting, receipts, offline terminals, restart after approval, workflow rules, bad devices.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{SECRET, approve, message, rc};
+
 use cuncun_domain::eb::{Ebrid, MessageStatus};
 use cuncun_domain::protocol::{self, Command, Receipt, Stage};
-use cuncun_domain::RegionCode;
 use cuncun_eb::{DeviceAuth, EbConfig, hash_secret};
 use cuncun_gateway::GatewayConfig;
-use cuncun_store::eb::NewMessage;
 use cuncun_store::testing::{TestDb, all_backends};
 use cuncun_store::{Actor, Store};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
@@ -15,11 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn rc(s: &str) -> RegionCode {
-    RegionCode::parse(s).unwrap()
-}
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 /// Township 100 has villages 201 and 202; township 001 has village 001. One loudspeaker each.
 async fn setup(store: &dyn Store) -> Vec<String> {
@@ -111,15 +108,7 @@ async fn terminal(addr: std::net::SocketAddr, id: &str, secret: &str) -> (AsyncC
     (client, played, task)
 }
 
-fn message(areas: &[&str], valid_ms: i64) -> NewMessage {
-    cuncun_store::testing::warning(areas, "500236", valid_ms)
-}
 
-async fn approve(store: &dyn Store, m: &NewMessage) -> String {
-    let msg = store.create_message(m, &Actor::system()).await.unwrap();
-    cuncun_store::testing::submit_and_approve(&*store, &msg, &Actor::system()).await.unwrap();
-    msg.ebmid
-}
 
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     // 30 s: generous for a loaded two-core machine; a pass takes well under a second.
@@ -154,7 +143,7 @@ async fn a_warning_reaches_its_area_only_and_is_receipted() {
             terms.push(terminal(p.addr, id, SECRET).await);
         }
         wait_online(&*p.store, 3).await;
-        let ebmid = approve(&*p.store, &message(&["500236100"], 600_000)).await;
+        let ebmid = approve(&*p.store, &message("500236", &["500236100"], 600_000)).await;
         p.eb.kick();
         wait_for("both targets to play", || terms[0].1.count(&ebmid) >= 1 && terms[1].1.count(&ebmid) >= 1).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -185,8 +174,8 @@ async fn an_offline_terminal_gets_it_on_reconnect_only_while_valid() {
         p.eb.auth.replace(p.store.device_credentials().await.unwrap());
         let online = terminal(p.addr, &ids[0], SECRET).await;
         wait_online(&*p.store, 1).await;
-        let long = approve(&*p.store, &message(&["500236100"], 600_000)).await;
-        let short = approve(&*p.store, &message(&["500236100"], 1_500)).await;
+        let long = approve(&*p.store, &message("500236", &["500236100"], 600_000)).await;
+        let short = approve(&*p.store, &message("500236", &["500236100"], 1_500)).await;
         p.eb.kick();
         wait_for("the online terminal to play", || online.1.count(&long) == 1 && online.1.count(&short) == 1).await;
         // The second target connects after the short message has expired.
@@ -207,7 +196,7 @@ async fn approval_survives_a_dead_dispatcher_and_plays_once() {
         // Approved while no dispatcher runs: the process died between approval and publishing.
         let store: Arc<dyn Store> = Arc::new(cuncun_store::SqlStore::connect(&db.url).await.unwrap());
         let ids = setup(&*store).await;
-        let ebmid = approve(&*store, &message(&["500236"], 600_000)).await;
+        let ebmid = approve(&*store, &message("500236", &["500236"], 600_000)).await;
         assert_eq!(store.pending_outbox().await.unwrap().len(), 1);
         let p = start_platform(&db, None).await;
         let mut terms = Vec::new();
@@ -245,7 +234,7 @@ async fn bad_devices_are_refused_and_counted() {
     c.publish(protocol::up_topic(&ids[1], "rcpt"), QoS::AtMostOnce, false, "not json").await.unwrap();
     c.publish(protocol::up_topic(&ids[1], "hb"), QoS::AtMostOnce, false, r#"{"v":1}"#).await.unwrap();
     wait_for("malformed reports to be counted", || p.eb.stats.malformed.load(std::sync::atomic::Ordering::Relaxed) >= 2).await;
-    let ebmid = approve(&*p.store, &message(&["500236100"], 60_000)).await;
+    let ebmid = approve(&*p.store, &message("500236", &["500236100"], 60_000)).await;
     p.eb.kick();
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(played.count(&ebmid), 0, "a refused device receives nothing");
@@ -280,7 +269,7 @@ async fn delivery_through_an_external_broker() {
         terms.push(terminal(broker, id, SECRET).await);
     }
     wait_online(&*store, 3).await;
-    let ebmid = approve(&*store, &message(&["500236100"], 600_000)).await;
+    let ebmid = approve(&*store, &message("500236", &["500236100"], 600_000)).await;
     eb.kick();
     wait_for("both targets to play via the broker", || terms[0].1.count(&ebmid) >= 1 && terms[1].1.count(&ebmid) >= 1).await;
     let m = store.message_by_ebmid(&ebmid).await.unwrap().unwrap();
@@ -322,7 +311,7 @@ async fn an_explicitly_named_terminal_outside_the_areas_gets_it_on_its_own_topic
         terms.push(terminal(p.addr, id, SECRET).await);
     }
     wait_online(&*p.store, 3).await;
-    let mut m = message(&["500236100201"], 600_000);
+    let mut m = message("500236", &["500236100201"], 600_000);
     m.terminals = vec![Ebrid::parse(&ids[2]).unwrap()];
     let ebmid = approve(&*p.store, &m).await;
     p.eb.kick();
@@ -389,7 +378,7 @@ async fn scale_out_nodes_carry_a_warning_and_catch_up_after_a_node_restart() {
         let t2 = terminal_when_known(addr_b, &ids[2]).await;
         wait_online(&*store, 3).await;
 
-        let first = approve(&*store, &message(&["500236100"], 600_000)).await;
+        let first = approve(&*store, &message("500236", &["500236100"], 600_000)).await;
         eb.kick();
         wait_for("both targets, on two nodes, to play", || t0.1.count(&first) == 1 && t1.1.count(&first) == 1).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -416,7 +405,7 @@ async fn scale_out_nodes_carry_a_warning_and_catch_up_after_a_node_restart() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let second = approve(&*store, &message(&["500236100"], 600_000)).await;
+        let second = approve(&*store, &message("500236", &["500236100"], 600_000)).await;
         eb.kick();
         wait_for("the live target to play the second", || t1.1.count(&second) == 1).await;
         let (_node_a2, addr_a2) = node(hub.backbone_addr()).await;

@@ -34,6 +34,7 @@ const T_ONLINE: u8 = 8;
 const T_OFFLINE: u8 = 9;
 const T_UP: u8 = 10;
 const T_STATS: u8 = 11;
+const T_READY: u8 = 12;
 
 /// A credentials snapshot of 1,000,000 terminals is about 120 MB; nothing else comes near.
 const MAX_FRAME: usize = 256 << 20;
@@ -156,8 +157,13 @@ fn put_event(b: &mut BytesMut, ev: &BusEvent) -> Result<(), FrameError> {
     let mark = b.len();
     let r = (|| {
         match ev {
-            BusEvent::Online { id } | BusEvent::Offline { id } => {
-                let at = begin(b, if matches!(ev, BusEvent::Online { .. }) { T_ONLINE } else { T_OFFLINE });
+            BusEvent::Online { id } | BusEvent::Offline { id } | BusEvent::Ready { id } => {
+                let t = match ev {
+                    BusEvent::Online { .. } => T_ONLINE,
+                    BusEvent::Offline { .. } => T_OFFLINE,
+                    _ => T_READY,
+                };
+                let at = begin(b, t);
                 put_str16(b, id)?;
                 finish(b, at);
             }
@@ -400,7 +406,7 @@ impl HubInner {
                     false
                 }
             }
-            BusEvent::Up { .. } => true,
+            BusEvent::Up { .. } | BusEvent::Ready { .. } => true,
         };
         if forward {
             let _ = self.events.send(ev).await;
@@ -539,12 +545,16 @@ fn decode_event(t: u8, body: Bytes) -> Result<Option<BusEvent>, Decoded> {
     let bad = Decoded::Bad;
     match t {
         T_PING => Ok(None),
-        T_ONLINE | T_OFFLINE => {
+        T_ONLINE | T_OFFLINE | T_READY => {
             let id = c.str16().map_err(bad)?;
             if !c.is_empty() {
                 return Err(bad(FrameError("trailing bytes after presence")));
             }
-            Ok(Some(if t == T_ONLINE { BusEvent::Online { id } } else { BusEvent::Offline { id } }))
+            Ok(Some(match t {
+                T_ONLINE => BusEvent::Online { id },
+                T_OFFLINE => BusEvent::Offline { id },
+                _ => BusEvent::Ready { id },
+            }))
         }
         T_UP => {
             let id = c.str16().map_err(bad)?;
@@ -663,9 +673,10 @@ struct Backlog {
 }
 
 impl Backlog {
-    /// Presence is not kept: the node says who is connected when it relinks.
+    /// Presence is not kept: the node says who is connected when it relinks. `Ready` is kept
+    /// with the upward messages: it is what the terminal said, and starts its catch-up.
     fn keep(&mut self, ev: BusEvent) {
-        if matches!(ev, BusEvent::Up { .. }) {
+        if matches!(ev, BusEvent::Up { .. } | BusEvent::Ready { .. }) {
             if self.q.len() >= NODE_BACKLOG {
                 self.q.pop_front();
                 self.dropped.fetch_add(1, Relaxed);
@@ -846,6 +857,7 @@ mod tests {
         let evs = vec![
             BusEvent::Online { id: "a".into() },
             BusEvent::Offline { id: "b".into() },
+            BusEvent::Ready { id: "d".into() },
             BusEvent::Up { id: "c".into(), kind: "rcpt".into(), payload: Bytes::from_static(b"{\"x\":1}") },
         ];
         let mut b = BytesMut::new();

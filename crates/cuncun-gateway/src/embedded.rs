@@ -28,6 +28,15 @@ use tokio::time::Instant;
 /// no read buffer at all.
 const READ_CHUNK: usize = 1024;
 
+/// The keep-alive a terminal may ask for, seconds (docs/TERMINAL_PROTOCOL.md). Outside it the
+/// CONNECT is refused rather than clamped: MQTT 3.1.1 cannot tell a client another keep-alive, so
+/// a clamped terminal would ping too rarely and be closed, or (0) never be found dead.
+pub const KEEP_ALIVE_SECS: std::ops::RangeInclusive<u16> = 1..=120;
+
+/// At most this many refusal lines per window; the rest are counted and summed up once.
+const REFUSAL_LOG_BURST: u32 = 20;
+const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(10);
+
 #[derive(Default)]
 struct Counters {
     connected: AtomicU64,
@@ -41,6 +50,7 @@ struct Counters {
     bytes_out: AtomicU64,
     dropped_slow: AtomicU64,
     keepalive_timeouts: AtomicU64,
+    refused_session: AtomicU64,
     takeovers: AtomicU64,
     accept_errors: AtomicU64,
     up_messages: AtomicU64,
@@ -64,6 +74,8 @@ struct Inner {
     /// Large fan-outs in progress, and their end (see `GatewayConfig::reads_yield_to_fanout`).
     fanouts: AtomicUsize,
     fanout_done: Notify,
+    /// Refusals logged in the current window: (window start, lines, suppressed).
+    refusal_log: Mutex<(Instant, u32, u64)>,
 }
 
 /// Subscribers of one topic. Publishes use `snapshot`, rebuilt only after membership changed, so
@@ -163,6 +175,24 @@ impl Conn {
 }
 
 impl Inner {
+    /// Logs a refused CONNECT with the id it claimed, at most `REFUSAL_LOG_BURST` lines per
+    /// window, so a device retrying in a loop cannot flood the log.
+    fn log_refusal(&self, claimed_id: &str, why: &str) {
+        let mut l = self.refusal_log.lock();
+        if l.0.elapsed() >= REFUSAL_LOG_WINDOW {
+            if l.2 > 0 {
+                tracing::warn!(suppressed = l.2, "more terminal connections were refused than logged");
+            }
+            *l = (Instant::now(), 0, 0);
+        }
+        if l.1 < REFUSAL_LOG_BURST {
+            l.1 += 1;
+            tracing::warn!(terminal = claimed_id, why, "terminal connection refused");
+        } else {
+            l.2 += 1;
+        }
+    }
+
     fn snapshot(&self, topic: &str) -> Option<Arc<[Weak<Conn>]>> {
         {
             let t = self.topics.read();
@@ -230,6 +260,7 @@ impl Inner {
             bytes_out: g(&c.bytes_out),
             dropped_slow: g(&c.dropped_slow),
             keepalive_timeouts: g(&c.keepalive_timeouts),
+            refused_session: g(&c.refused_session),
             takeovers: g(&c.takeovers),
             accept_errors: g(&c.accept_errors),
             up_messages: g(&c.up_messages),
@@ -400,6 +431,7 @@ pub async fn start_embedded_gateway(
         open_sockets: AtomicUsize::new(0),
         fanouts: AtomicUsize::new(0),
         fanout_done: Notify::new(),
+        refusal_log: Mutex::new((Instant::now(), 0, 0)),
     });
     inner.auth.watch(Arc::downgrade(&inner) as Weak<dyn RevocationListener>);
     let mut local_addrs = Vec::new();
@@ -537,10 +569,25 @@ async fn serve_socket(inner: Arc<Inner>, stream: TcpStream, _slot: SocketSlot) {
         }
         Ok(Err(ReadError::Closed)) | Err(_) => return,
     };
-    let Connect { protocol, keep_alive, client_id, login, .. } = connect;
+    let Connect { protocol, keep_alive, client_id, clean_session, login, .. } = connect;
     if protocol != Protocol::V4 {
         inc(&inner.c.malformed);
         refuse(stream, ConnectReturnCode::RefusedProtocolVersion).await;
+        return;
+    }
+    // Refused, not accepted and ignored: a terminal relying on a kept session or on a keep-alive
+    // we do not enforce would silently get nothing (the codes are in TERMINAL_PROTOCOL.md).
+    let session_refusal = if !KEEP_ALIVE_SECS.contains(&keep_alive) {
+        Some(format!("keep-alive {keep_alive} s is outside 1-120 s"))
+    } else if !clean_session {
+        Some("clean session false: the platform keeps no session; connect with clean session true".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = session_refusal {
+        inc(&inner.c.refused_session);
+        inner.log_refusal(&client_id, &why);
+        refuse(stream, ConnectReturnCode::BadClientId).await;
         return;
     }
     let (username, password) = match &login {
@@ -550,6 +597,7 @@ async fn serve_socket(inner: Arc<Inner>, stream: TcpStream, _slot: SocketSlot) {
         ),
         None => (None, None),
     };
+    let client_id_for_log = client_id.clone();
     // The client id must be the username: ACLs are keyed by the id, authentication by the username.
     let admitted = if !client_id.is_empty() && username == Some(client_id.as_str()) {
         inner.admit(client_id, username, password, stream)
@@ -560,7 +608,12 @@ async fn serve_socket(inner: Arc<Inner>, stream: TcpStream, _slot: SocketSlot) {
     let (conn, region) = match admitted {
         Ok(a) => a,
         Err((stream, code)) => {
-            inc(if code == ConnectReturnCode::BadUserNamePassword { &inner.c.refused_auth } else { &inner.c.refused_capacity });
+            if code == ConnectReturnCode::BadUserNamePassword {
+                inc(&inner.c.refused_auth);
+                inner.log_refusal(&client_id_for_log, "unknown device, wrong secret, or client id not the username");
+            } else {
+                inc(&inner.c.refused_capacity);
+            }
             refuse(stream, code).await;
             return;
         }
@@ -637,10 +690,12 @@ impl Session {
             return;
         }
         let conn = self.conn.clone();
-        let ka = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
+        // MQTT's own rule: nothing received for 1.5 keep-alives (never 0: refused at CONNECT)
+        // closes the connection, which reports the terminal offline.
+        let ka = Duration::from_millis(u64::from(keep_alive.max(1)) * 1500);
         let mut last_in = Instant::now();
         // Reset only when it fires, not on every packet: cheaper than re-arming per packet.
-        let timer = tokio::time::sleep(ka.unwrap_or(Duration::from_secs(3600)));
+        let timer = tokio::time::sleep(ka);
         tokio::pin!(timer);
         loop {
             let pending = conn.has_pending();
@@ -675,8 +730,7 @@ impl Session {
                         buf = BytesMut::new();
                     }
                 }
-                _ = &mut timer, if ka.is_some() => {
-                    let Some(ka) = ka else { continue };
+                _ = &mut timer => {
                     if last_in.elapsed() >= ka {
                         inc(&self.inner.c.keepalive_timeouts);
                         return;
@@ -738,8 +792,14 @@ impl Session {
             None => inc(&self.inner.c.acl_denied),
             Some(kind) => {
                 inc(&self.inner.c.up_messages);
-                let presence = kind == "status" && serde_json::from_slice::<protocol::Status>(&p.payload).is_ok();
-                if !presence {
+                // The connection itself says online and offline; `online: true` also says the
+                // terminal has subscribed (the protocol's order), which starts its catch-up.
+                let presence = if kind == "status" { serde_json::from_slice::<protocol::Status>(&p.payload).ok() } else { None };
+                if let Some(st) = presence {
+                    if st.online {
+                        let _ = self.inner.events.send(BusEvent::Ready { id: self.conn.id.to_string() }).await;
+                    }
+                } else {
                     let ev = BusEvent::Up {
                         id: self.conn.id.to_string(),
                         kind: kind.to_string(),

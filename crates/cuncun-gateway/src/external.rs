@@ -152,8 +152,17 @@ pub async fn connect_external_bus(
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     // None: the platform's own `cmd` messages, which the wildcard also matches.
                     if let Some(ev) = translate(&p.topic, p.payload) {
+                        // `online: true` is also the terminal saying it has subscribed (the
+                        // protocol's order): its catch-up starts from it.
+                        let ready = match &ev {
+                            BusEvent::Online { id } => Some(BusEvent::Ready { id: id.clone() }),
+                            _ => None,
+                        };
                         // An error means nobody listens any more; the bus still publishes.
                         let _ = tx.send(ev).await;
+                        if let Some(r) = ready {
+                            let _ = tx.send(r).await;
+                        }
                         task_c.up_messages.fetch_add(1, Relaxed);
                     }
                 }

@@ -16,7 +16,7 @@ pub use backbone::{
     Credential, CredentialChange, CredentialSource, Hub, HubConfig, Node, NodeConfig, NodeInfo, start_hub, start_node,
 };
 pub use auth::{DeviceAuth, RevocationListener, ebrid_region12, hash_secret, sha256};
-pub use embedded::{EmbeddedGateway, start_embedded, start_embedded_gateway};
+pub use embedded::{EmbeddedGateway, KEEP_ALIVE_SECS, start_embedded, start_embedded_gateway};
 pub use external::{ExternalBus, UP_FILTER, connect_external, connect_external_bus, parse_mqtt_url};
 
 use bytes::Bytes;
@@ -38,12 +38,17 @@ pub trait Authenticator: Send + Sync + 'static {
 /// What terminals do, as the platform sees it.
 ///
 /// Presence comes only as `Online`/`Offline`: a `status` message that parses as
-/// [`cuncun_domain::protocol::Status`] is turned into one of them (external broker) or dropped
-/// because the connection itself already says it (embedded); it is never an `Up`.
+/// [`cuncun_domain::protocol::Status`] is turned into one of them (external broker) or, since
+/// the connection itself already says it (embedded), only its `online: true` into `Ready`; it is
+/// never an `Up`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusEvent {
     Online { id: String },
     Offline { id: String },
+    /// The terminal published `{"online":true}`, which the protocol has it do once subscribed: it
+    /// can hear commands now, so its catch-up starts. Through an external broker it follows
+    /// the `Online` the same message gives.
+    Ready { id: String },
     /// `kind` is one of `status|hb|rcpt|log` (see `protocol::UP_KINDS`); the payload is as sent.
     Up { id: String, kind: String, payload: Bytes },
 }
@@ -84,6 +89,9 @@ pub struct GatewayStats {
     pub dropped_slow: u64,
     /// Connections closed because no packet came within 1.5x the keepalive.
     pub keepalive_timeouts: u64,
+    /// CONNECTs refused (CONNACK 2) for a keep-alive outside 1-120 s or clean session false.
+    #[serde(default)]
+    pub refused_session: u64,
     /// A second connection with the same id replaced the first.
     pub takeovers: u64,
     /// Accept failures (EMFILE/ENFILE and others); the accept loop backs off and goes on.
@@ -106,6 +114,7 @@ impl GatewayStats {
         self.bytes_out += o.bytes_out;
         self.dropped_slow += o.dropped_slow;
         self.keepalive_timeouts += o.keepalive_timeouts;
+        self.refused_session += o.refused_session;
         self.takeovers += o.takeovers;
         self.accept_errors += o.accept_errors;
         self.up_messages += o.up_messages;
@@ -121,7 +130,8 @@ pub struct GatewayConfig {
     /// Sockets accepted but not yet through CONNECT allowed above `max_connections`, so that
     /// refusals can still be answered politely; beyond it a new socket is closed at once.
     pub handshake_slack: usize,
-    /// Largest packet accepted from a terminal (remaining length), bytes.
+    /// Largest packet accepted from a terminal (remaining length), bytes; a larger one closes
+    /// the connection (docs/TERMINAL_PROTOCOL.md, "Transport and identity").
     pub max_packet: usize,
     /// Packets that may wait for a slow terminal's socket; one more closes it.
     pub slow_queue: usize,

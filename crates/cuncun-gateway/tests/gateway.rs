@@ -95,7 +95,9 @@ async fn publish_acl_up_events_and_puback() {
     assert_eq!(c.connack().await, Ok(()));
     next_event(&mut g.events, "Online", |e| matches!(e, BusEvent::Online { .. })).await;
 
-    // Presence is the connection's: a status payload is not an Up event.
+    // Presence is the connection's: a status payload is not an Up event; `online: true` says the
+    // terminal has subscribed (Ready, which starts its catch-up), `false` says nothing new.
+    c.client.publish(protocol::up_topic(A1, "status"), QoS::AtLeastOnce, false, r#"{"v":1,"online":false}"#).await.expect("pub");
     c.client.publish(protocol::up_topic(A1, "status"), QoS::AtLeastOnce, false, r#"{"v":1,"online":true}"#).await.expect("pub");
     // Denied: another terminal's topic, a downward topic, an unknown kind.
     c.client.publish(protocol::up_topic(B1, "rcpt"), QoS::AtMostOnce, false, "forged").await.expect("pub");
@@ -105,13 +107,15 @@ async fn publish_acl_up_events_and_puback() {
     c.client.publish(protocol::up_topic(A1, "rcpt"), QoS::AtLeastOnce, false, "r1").await.expect("pub");
     c.wait("PUBACK", |e| matches!(e, Ok(Event::Incoming(Packet::PubAck(_)))).then_some(())).await;
 
+    let ready = next_event(&mut g.events, "Ready", |e| !matches!(e, BusEvent::Online { .. })).await;
+    assert_eq!(ready, BusEvent::Ready { id: A1.into() }, "the offline status gave no event");
     let hb = next_event(&mut g.events, "Up hb", |e| matches!(e, BusEvent::Up { .. })).await;
     assert_eq!(hb, BusEvent::Up { id: A1.into(), kind: "hb".into(), payload: Bytes::from_static(b"hb0") });
     let r = next_event(&mut g.events, "Up rcpt", |e| matches!(e, BusEvent::Up { .. })).await;
     assert_eq!(r, BusEvent::Up { id: A1.into(), kind: "rcpt".into(), payload: Bytes::from_static(b"r1") });
     let s = g.gw.stats();
     assert_eq!(s.acl_denied, 3);
-    assert_eq!(s.up_messages, 3, "status, hb, rcpt");
+    assert_eq!(s.up_messages, 4, "two statuses, hb, rcpt");
 }
 
 #[tokio::test]
@@ -264,6 +268,13 @@ async fn capacity_is_refused_politely() {
 #[tokio::test]
 async fn keepalive_is_enforced() {
     let mut g = start(GatewayConfig::default()).await;
+    // Outside 1-120 s: CONNACK 2, then the socket closes.
+    for ka in [0u16, 121, 300] {
+        let mut s = TcpStream::connect(g.addr).await.expect("connect");
+        s.write_all(&connect_bytes(A1, ka)).await.expect("write");
+        assert_eq!(read_to_close(&mut s).await, [0x20, 2, 0, 2], "keep-alive {ka}");
+    }
+    assert_eq!((g.gw.stats().refused_session, g.gw.stats().connects_total), (3, 0));
     let mut s = TcpStream::connect(g.addr).await.expect("connect");
     s.write_all(&connect_bytes(A1, 1)).await.expect("write");
     let t0 = std::time::Instant::now();
@@ -296,7 +307,7 @@ async fn slow_subscriber_is_dropped() {
     let mut fast = terminal(g.addr, A1).await;
     // A2 subscribes, then never reads again.
     let mut s = TcpStream::connect(g.addr).await.expect("connect");
-    let mut b = connect_bytes(A2, 0);
+    let mut b = connect_bytes(A2, 120);
     let sub = raw::Subscribe::new(protocol::region_cmd_topic("500236"), QoS::AtMostOnce);
     let mut sub = sub;
     sub.pkid = 1;
@@ -352,6 +363,7 @@ async fn external_broker_publish_receive_presence() {
     let status = serde_json::to_vec(&protocol::Status { v: 1, online: true }).expect("json");
     t.client.publish(protocol::up_topic(&id, "status"), QoS::AtLeastOnce, false, status).await.expect("status");
     next_event(&mut events, "Online", |e| *e == BusEvent::Online { id: id.clone() }).await;
+    next_event(&mut events, "Ready", |e| *e == BusEvent::Ready { id: id.clone() }).await;
 
     let topic = protocol::region_cmd_topic(&village);
     t.client.subscribe(&topic, QoS::AtMostOnce).await.expect("subscribe");

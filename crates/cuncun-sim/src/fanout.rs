@@ -420,6 +420,7 @@ async fn measure(
             let k = match e {
                 BusEvent::Online { .. } => "online".to_string(),
                 BusEvent::Offline { .. } => "offline".to_string(),
+                BusEvent::Ready { .. } => "ready".to_string(),
                 BusEvent::Up { kind, .. } => kind,
             };
             *ups2.lock().entry(k).or_default() += 1;

@@ -58,7 +58,8 @@ pub trait EbStore: Send + Sync {
     /// Writes workflow steps in ONE transaction (an update's approval and its original's
     /// cancellation), each with its history row and audit entry. Approval fixes the target
     /// terminals and queues the dispatch; cancelling an approved or dispatching message queues
-    /// the cancel. Failpoints `message.update.*` mark where a crash test stops an update's approval.
+    /// the cancel and writes a cancel command for every target that may have heard the play
+    /// (every target while approved; those sent it or receipting it once dispatching). Failpoints `message.update.*` mark where a crash test stops an update's approval.
     async fn transition_messages(&self, moves: &[MessageMove], actor: &Actor) -> Result<Vec<Message>>;
     async fn transition_message(&self, mv: MessageMove, actor: &Actor) -> Result<Message> {
         let mut v = self.transition_messages(std::slice::from_ref(&mv), actor).await?;
@@ -73,9 +74,21 @@ pub trait EbStore: Send + Sync {
     async fn set_department_grant(&self, user_id: i64, grant: &Grant, actor: &Actor) -> Result<()>;
     async fn pending_outbox(&self) -> Result<Vec<OutboxItem>>;
     async fn finish_outbox(&self, id: i64) -> Result<()>;
-    /// Notes that these terminals were sent the message (re-sends count).
+    /// Notes that these terminals (none: every target) are being sent the message. Called
+    /// before publishing, so that a cancel committed meanwhile finds every terminal that may
+    /// have heard it. Counts per connection too (see `DeliveryRow::conn_sends`).
     async fn record_sends(&self, message_id: i64, ebrids: &[String], at_ms: i64) -> Result<()>;
-    /// Applies a batch of receipts; returns how many deliveries changed.
+    /// Commands not yet receipted and still mattering at `now_ms` for one terminal (catch-up).
+    async fn open_commands_for(&self, ebrid: &str, now_ms: i64) -> Result<Vec<CommandRow>>;
+    /// Commands not yet receipted and still mattering at `now_ms` for terminals online now.
+    async fn open_commands_online(&self, now_ms: i64) -> Result<Vec<CommandRow>>;
+    /// Every command written for a message (a cancel's targets), receipted or not.
+    async fn message_commands(&self, message_id: i64) -> Result<Vec<CommandRow>>;
+    /// Notes that these commands are being sent (before publishing, as `record_sends`).
+    async fn record_command_sends(&self, ids: &[i64], at_ms: i64) -> Result<()>;
+    /// Applies a batch of receipts; returns how many deliveries and commands changed. A
+    /// `cancelled` receipt (or `finished` with reason `cancelled`) closes that message's cancel
+    /// for the terminal.
     async fn apply_receipts(&self, receipts: &[ReceiptIn]) -> Result<u64>;
     async fn delivery_summary(&self, message_id: i64) -> Result<DeliverySummary>;
     async fn deliveries(&self, message_id: i64, only_unreceived: bool, limit: i64) -> Result<Vec<DeliveryRow>>;

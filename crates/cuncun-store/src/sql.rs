@@ -20,6 +20,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "0008_sites", include_str!("../migrations/sqlite/0008_sites.sql")),
     (9, "0009_workflow", include_str!("../migrations/sqlite/0009_workflow.sql")),
     (10, "0010_quarantine", include_str!("../migrations/sqlite/0010_quarantine.sql")),
+    (11, "0011_commands", include_str!("../migrations/sqlite/0011_commands.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_foundation", include_str!("../migrations/postgres/0001_foundation.sql")),
@@ -32,6 +33,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "0008_sites", include_str!("../migrations/postgres/0008_sites.sql")),
     (9, "0009_workflow", include_str!("../migrations/postgres/0009_workflow.sql")),
     (10, "0010_quarantine", include_str!("../migrations/postgres/0010_quarantine.sql")),
+    (11, "0011_commands", include_str!("../migrations/postgres/0011_commands.sql")),
 ];
 
 pub struct SqlStore {

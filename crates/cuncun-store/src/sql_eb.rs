@@ -139,6 +139,22 @@ fn area_condition(col: &str, areas: &[RegionCode], first_param: usize) -> (Strin
     }
 }
 
+/// `SET` list noting a send at `$1` in a table with `sends`, `conn_sends`, `last_sent_ms` and
+/// `resource_id`: the per-connection count starts again at 1 when the last send was before the
+/// terminal's presence last changed (it has reconnected since).
+fn sends_bump(table: &str) -> String {
+    format!(
+        "sends = sends + 1, conn_sends = CASE WHEN last_sent_ms IS NULL OR last_sent_ms < \
+         COALESCE((SELECT s.changed_ms FROM terminal_status s WHERE s.resource_id = {table}.resource_id), 0) \
+         THEN 1 ELSE conn_sends + 1 END, last_sent_ms = $1"
+    )
+}
+
+/// The sends of row `t` on its terminal's current connection, with `terminal_status s` joined.
+fn conn_sends_now(t: &str) -> String {
+    format!("CASE WHEN {t}.last_sent_ms IS NULL OR {t}.last_sent_ms < COALESCE(s.changed_ms, 0) THEN 0 ELSE {t}.conn_sends END")
+}
+
 /// A lookup key: an id or a code.
 enum Key<'a> {
     Id(i64),
@@ -154,6 +170,39 @@ impl SqlStore {
             Key::Code(c) => q.bind(c),
         };
         q.fetch_optional(self.pool()).await?.as_ref().map(map).transpose()
+    }
+
+    /// Commands matching `cond` (over `eb_command c`, `eb_resource r`, `terminal_status s`), with
+    /// `$1` bound to `first` and `$2` to `ebrid` when given; oldest first.
+    async fn commands_where(&self, cond: &str, first: i64, ebrid: Option<&str>) -> Result<Vec<CommandRow>> {
+        let sql = format!(
+            "SELECT c.id, r.ebrid, c.kind, m.ebmid, c.until_ms, c.sends, {}, c.last_sent_ms, c.done_ms, COALESCE(s.online, 0) \
+             FROM eb_command c JOIN eb_resource r ON r.id = c.resource_id LEFT JOIN eb_message m ON m.id = c.message_id \
+             LEFT JOIN terminal_status s ON s.resource_id = c.resource_id WHERE {cond} ORDER BY c.id",
+            conn_sends_now("c")
+        );
+        let mut q = sqlx::query(&sql).bind(first);
+        if let Some(e) = ebrid {
+            q = q.bind(e);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                let online: i64 = r.try_get(9)?;
+                Ok(CommandRow {
+                    id: r.try_get(0)?,
+                    ebrid: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    ebmid: r.try_get(3)?,
+                    until_ms: r.try_get(4)?,
+                    sends: r.try_get(5)?,
+                    conn_sends: r.try_get(6)?,
+                    last_sent_ms: r.try_get(7)?,
+                    done_ms: r.try_get(8)?,
+                    online: online != 0,
+                })
+            })
+            .collect()
     }
 
     /// Assigns codes to resources that have none: the next free sequence per (region, kind).
@@ -333,6 +382,20 @@ impl SqlStore {
                 .bind(now)
                 .execute(&mut **tx)
                 .await?;
+            // One tracked cancel per target that may have heard the play: sends are recorded
+            // before they are published, so once dispatching those are the ones sent it (or
+            // receipting it); while approved, the dispatch may be on its way: every target.
+            sqlx::query(
+                "INSERT INTO eb_command (resource_id, kind, message_id, created_at_ms, until_ms) \
+                 SELECT d.resource_id, 'cancel', d.message_id, $2, $3 FROM eb_delivery d \
+                 WHERE d.message_id = $1 AND ($4 = 1 OR d.sends > 0 OR d.stage > 0) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(before.end_ms)
+            .bind(i64::from(from == MessageStatus::Approved))
+            .execute(&mut **tx)
+            .await?;
         }
         let after = self.fetch_message(tx, id).await?;
         let b = serde_json::json!({ "status": before.status.key() }).to_string();
@@ -880,6 +943,10 @@ impl EbStore for SqlStore {
         if update {
             fail::fail_point!("message.update.after_commit");
         }
+        // A crash test stops here: the cancel is committed, nothing of it has been sent.
+        if moves.iter().any(|m| m.t.to() == MessageStatus::Cancelled) {
+            fail::fail_point!("message.cancel.after_commit");
+        }
         Ok(out)
     }
 
@@ -1009,8 +1076,9 @@ impl EbStore for SqlStore {
 
     async fn record_sends(&self, message_id: i64, ebrids: &[String], at_ms: i64) -> Result<()> {
         let mut w = self.begin_write().await?;
+        let bump = sends_bump("eb_delivery");
         if ebrids.is_empty() {
-            sqlx::query("UPDATE eb_delivery SET sends = sends + 1, last_sent_ms = $1 WHERE message_id = $2")
+            sqlx::query(&format!("UPDATE eb_delivery SET {bump} WHERE message_id = $2"))
                 .bind(at_ms)
                 .bind(message_id)
                 .execute(&mut *w.tx)
@@ -1021,13 +1089,45 @@ impl EbStore for SqlStore {
         for chunk in ebrids.chunks(per) {
             let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
             let sql = format!(
-                "UPDATE eb_delivery SET sends = sends + 1, last_sent_ms = $1 WHERE message_id = $2 \
+                "UPDATE eb_delivery SET {bump} WHERE message_id = $2 \
                  AND resource_id IN (SELECT id FROM eb_resource WHERE ebrid IN ({}))",
                 list.join(",")
             );
             let mut q = sqlx::query(&sql).bind(at_ms).bind(message_id);
             for e in chunk {
                 q = q.bind(e.as_str());
+            }
+            q.persistent(false).execute(&mut *w.tx).await?;
+        }
+        w.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn open_commands_for(&self, ebrid: &str, now_ms: i64) -> Result<Vec<CommandRow>> {
+        self.commands_where("c.done_ms IS NULL AND c.until_ms > $1 AND r.ebrid = $2", now_ms, Some(ebrid)).await
+    }
+
+    async fn open_commands_online(&self, now_ms: i64) -> Result<Vec<CommandRow>> {
+        self.commands_where("c.done_ms IS NULL AND c.until_ms > $1 AND s.online = 1", now_ms, None).await
+    }
+
+    async fn message_commands(&self, message_id: i64) -> Result<Vec<CommandRow>> {
+        self.commands_where("c.message_id = $1", message_id, None).await
+    }
+
+    async fn record_command_sends(&self, ids: &[i64], at_ms: i64) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.begin_write().await?;
+        let bump = sends_bump("eb_command");
+        let per = max_params(self.backend()).saturating_sub(1).max(1);
+        for chunk in ids.chunks(per) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!("UPDATE eb_command SET {bump} WHERE id IN ({})", list.join(","));
+            let mut q = sqlx::query(&sql).bind(at_ms);
+            for id in chunk {
+                q = q.bind(*id);
             }
             q.persistent(false).execute(&mut *w.tx).await?;
         }
@@ -1050,8 +1150,17 @@ impl EbStore for SqlStore {
             reason: Option<String>,
         }
         let mut agg: std::collections::BTreeMap<(&str, &str), Agg> = std::collections::BTreeMap::new();
+        // Cancels receipted: the stage of their own, or (terminals before it) a play ended so.
+        let mut cancels: std::collections::BTreeSet<(&str, &str)> = std::collections::BTreeSet::new();
         for r in receipts {
-            let a = agg.entry((r.ebmid.as_str(), r.ebrid.as_str())).or_default();
+            let key = (r.ebmid.as_str(), r.ebrid.as_str());
+            if r.stage == Stage::Cancelled || (r.stage == Stage::Finished && r.reason.as_deref() == Some("cancelled")) {
+                cancels.insert(key);
+            }
+            if r.stage == Stage::Cancelled {
+                continue;
+            }
+            let a = agg.entry(key).or_default();
             let min = |x: Option<i64>| Some(x.map_or(r.ts, |v| v.min(r.ts)));
             let stage = match r.stage {
                 Stage::Received => 1,
@@ -1067,6 +1176,7 @@ impl EbStore for SqlStore {
                     a.fin = min(a.fin);
                     4
                 }
+                Stage::Cancelled => continue,
             };
             a.rec = min(a.rec);
             a.stage = a.stage.max(stage);
@@ -1096,6 +1206,24 @@ impl EbStore for SqlStore {
             let mut q = sqlx::query(&sql);
             for ((ebmid, ebrid), a) in chunk {
                 q = q.bind(*ebmid).bind(*ebrid).bind(a.stage).bind(a.rec).bind(a.st).bind(a.fin).bind(a.reason.as_deref());
+            }
+            n += q.persistent(false).execute(&mut *w.tx).await?.rows_affected();
+        }
+        // A cancel for a message the terminal was never sent matches no command and is ignored.
+        let cancels: Vec<(&str, &str)> = cancels.into_iter().collect();
+        let now = now_ms();
+        for chunk in cancels.chunks((max_params(self.backend()) / 2).max(1)) {
+            let sql = format!(
+                "WITH v (ebmid, ebrid) AS (VALUES {}) \
+                 UPDATE eb_command SET done_ms = {now} \
+                 FROM v JOIN eb_message m ON m.ebmid = v.ebmid JOIN eb_resource r ON r.ebrid = v.ebrid \
+                 WHERE eb_command.kind = 'cancel' AND eb_command.message_id = m.id AND eb_command.resource_id = r.id \
+                 AND eb_command.done_ms IS NULL",
+                values_list(&["TEXT", "TEXT"], chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for (ebmid, ebrid) in chunk {
+                q = q.bind(*ebmid).bind(*ebrid);
             }
             n += q.persistent(false).execute(&mut *w.tx).await?.rows_affected();
         }
@@ -1132,9 +1260,10 @@ impl EbStore for SqlStore {
         let cond = if only_unreceived { " AND d.stage = 0" } else { "" };
         let rows = sqlx::query(&format!(
             "SELECT r.ebrid, r.name, r.region_code, d.stage, COALESCE(s.online, 0), d.received_ms, d.started_ms, d.finished_ms, \
-             d.failed_reason, d.sends, d.last_sent_ms FROM eb_delivery d JOIN eb_resource r ON r.id = d.resource_id \
+             d.failed_reason, d.sends, d.last_sent_ms, {} FROM eb_delivery d JOIN eb_resource r ON r.id = d.resource_id \
              LEFT JOIN terminal_status s ON s.resource_id = d.resource_id WHERE d.message_id = $1{cond} \
-             ORDER BY r.region_code, r.ebrid LIMIT $2"
+             ORDER BY r.region_code, r.ebrid LIMIT $2",
+            conn_sends_now("d")
         ))
         .bind(message_id)
         .bind(limit)
@@ -1155,6 +1284,7 @@ impl EbStore for SqlStore {
                     failed_reason: r.try_get(8)?,
                     sends: r.try_get(9)?,
                     last_sent_ms: r.try_get(10)?,
+                    conn_sends: r.try_get(11)?,
                 })
             })
             .collect()

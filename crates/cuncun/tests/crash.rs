@@ -3,73 +3,10 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn cuncun() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cuncun"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CUNCUN_") && k != "CUNCUN_CI" {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-/// Starts the demo server; returns it and the password it printed.
-fn start(dir: &std::path::Path, ports: (u16, u16, u16)) -> (Server, String) {
-    let mut child = cuncun()
-        .args(["demo", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", &format!("127.0.0.1:{}", ports.0), "--ops-listen", &format!("127.0.0.1:{}", ports.1)])
-        .args(["--bus-listen", &format!("127.0.0.1:{}", ports.2), "--sim", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo printed its password");
-        if let Some(p) = line.strip_prefix("log in as: admin / ") {
-            return (server, p.trim().to_string());
-        }
-    }
-}
-
-async fn login(http: &reqwest::Client, base: &str, user: &str, pw: &str) -> String {
-    let r: Value = http
-        .post(format!("{base}/api/v1/login"))
-        .json(&json!({"username": user, "password": pw}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["token"].as_str().unwrap_or_else(|| panic!("login {user}: {r}")).to_string()
-}
+mod crashing;
+use crashing::{free_port, login, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_platform_delivers_every_approved_warning_once() {
@@ -77,7 +14,7 @@ async fn a_killed_platform_delivers_every_approved_warning_once() {
     let _ = std::fs::remove_dir_all(&tmp);
     let ports = (free_port(), free_port(), free_port());
     let base = format!("http://127.0.0.1:{}", ports.0);
-    let (server, pw) = start(&tmp, ports);
+    let (server, pw) = start(&tmp, ports, None);
 
     // Simulated terminals of township 500236001. Front-ends (type 0301) also hear region
     // broadcasts but are not counted as delivery targets, so they are left out here.
@@ -124,7 +61,7 @@ async fn a_killed_platform_delivers_every_approved_warning_once() {
     // SIGKILL at once: the dispatch may or may not have gone out.
     drop(server);
 
-    let (_server, pw) = start(&tmp, ports);
+    let (_server, pw) = start(&tmp, ports, None);
     let reviewer = login(&http, &base, "shenhe", &pw).await;
     let t = Instant::now();
     let delivery = loop {

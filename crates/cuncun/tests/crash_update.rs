@@ -4,59 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts the demo server (with `failpoint` armed); returns it and the password it printed.
-fn start(dir: &std::path::Path, ports: (u16, u16, u16), failpoint: Option<&str>) -> (Server, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cuncun"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CUNCUN_") && k != "CUNCUN_CI" {
-            c.env_remove(k);
-        }
-    }
-    if let Some(f) = failpoint {
-        c.env("CUNCUN_FAILPOINTS", f);
-    }
-    let mut child = c
-        .args(["demo", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", &format!("127.0.0.1:{}", ports.0), "--ops-listen", &format!("127.0.0.1:{}", ports.1)])
-        .args(["--bus-listen", &format!("127.0.0.1:{}", ports.2), "--sim", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo printed its password");
-        if let Some(p) = line.strip_prefix("log in as: admin / ") {
-            return (server, p.trim().to_string());
-        }
-    }
-}
+mod crashing;
+use crashing::{free_port, start, wait_exit};
 
 struct Api {
     http: reqwest::Client,
@@ -65,8 +16,7 @@ struct Api {
 
 impl Api {
     async fn login(&self, user: &str, pw: &str) -> String {
-        let r: Value = self.http.post(format!("{}/api/v1/login", self.base)).json(&json!({"username": user, "password": pw})).send().await.unwrap().json().await.unwrap();
-        r["token"].as_str().unwrap_or_else(|| panic!("login {user}: {r}")).to_string()
+        crashing::login(&self.http, &self.base, user, pw).await
     }
     async fn post(&self, token: &str, path: &str, body: Value) -> reqwest::Result<(u16, Value)> {
         let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await?;
@@ -108,11 +58,7 @@ async fn an_update_approved_through_a_crash_leaves_exactly_one_on_air() {
         // The process stops inside this request.
         let r = api.post(&reviewer, &format!("/api/v1/eb/messages/{upd}/approve"), json!({})).await;
         assert!(r.is_err() || r.as_ref().is_ok_and(|(st, _)| *st >= 500), "{failpoint}: the process should have stopped: {r:?}");
-        let t = Instant::now();
-        while server.0.try_wait().unwrap().is_none() {
-            assert!(t.elapsed() < Duration::from_secs(10), "{failpoint}: the process did not stop");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_exit(&mut server, failpoint).await;
         drop(server);
 
         let (_server, pw) = start(&tmp, ports, None);

@@ -249,6 +249,29 @@ pub struct DeliveryRow {
     pub sends: i64,
     /// When it was last sent to this terminal (None: never).
     pub last_sent_ms: Option<i64>,
+    /// Sends on the terminal's current connection (0 when the last send was before it began):
+    /// re-sends are limited per connection, never over the delivery's lifetime.
+    pub conn_sends: i64,
+}
+
+/// A command tracked for one terminal until it receipts it (a cancel; stop to come).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandRow {
+    pub id: i64,
+    pub ebrid: String,
+    /// `cancel` or `stop`.
+    pub kind: String,
+    /// A cancel's message (its EBMID).
+    pub ebmid: Option<String>,
+    /// Not sent after this time.
+    pub until_ms: i64,
+    pub sends: i64,
+    /// Sends on the terminal's current connection (see [`DeliveryRow::conn_sends`]).
+    pub conn_sends: i64,
+    pub last_sent_ms: Option<i64>,
+    /// When the terminal receipted it (None: not yet).
+    pub done_ms: Option<i64>,
+    pub online: bool,
 }
 
 /// What a message would reach, shown before approval.
